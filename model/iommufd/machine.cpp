@@ -110,14 +110,14 @@ const Object* Machine::object(ObjId id) const {
 }
 
 void Machine::hold(uint32_t from_node, ObjId to, Hold why) {
-  boost::add_edge(from_node, objects_[to]->node, why, graph_);
+  boost::add_edge(from_node, objects_[to]->node, Edge{why}, graph_);
 }
 
 void Machine::unhold(uint32_t from_node, ObjId to, Hold why) {
   const uint32_t to_node = objects_[to]->node;
   auto [it, end] = boost::out_edges(from_node, graph_);
   for (; it != end; ++it) {
-    if (boost::target(*it, graph_) == to_node && graph_[*it] == why) {
+    if (boost::target(*it, graph_) == to_node && graph_[*it].why == why) {
       boost::remove_edge(*it, graph_);
       return;
     }

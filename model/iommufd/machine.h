@@ -242,8 +242,11 @@ public:
 
 private:
   struct Ctx;
+  struct Edge {
+    Hold why = Hold::attached;
+  };
   using Graph = boost::adjacency_list<boost::vecS, boost::vecS, boost::bidirectionalS,
-                                      boost::no_property, Hold>;
+                                      boost::no_property, Edge>;
 
   // dispatch and argument copying (main.c)
   Errno dispatch(Ctx& c);

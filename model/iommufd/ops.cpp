@@ -236,7 +236,7 @@ constexpr Field kDestroyAccessPages[] = {TEST_HEAD(fd),
                                          TFLD(destroy_access_pages, access_pages_id, obj)};
 constexpr Field kAccessPages[] = {TEST_HEAD(fd),
                                   TFLD(access_pages, flags, in, &kAccessPagesFlags),
-                                  TFLD(access_pages, out_access_pages_id, out_obj),
+                                  TFLD(access_pages, out_access_pages_id, out),
                                   TFLD(access_pages, iova, in), TFLD(access_pages, length, in),
                                   TFLD(access_pages, uptr, uva)};
 constexpr Field kAccessRw[] = {TEST_HEAD(fd), TFLD(access_rw, iova, in),
@@ -251,8 +251,10 @@ constexpr Field kDirty[] = {TEST_HEAD(obj),
                             TFLD(dirty, page_size, in),
                             TFLD(dirty, uptr, uptr),
                             TFLD(dirty, out_nr_dirty, out)};
-constexpr Field kCheckIotlb[] = {TEST_HEAD(obj), TFLD(check_iotlb, id, in),
-                                 TFLD(check_iotlb, iotlb, in)};
+// check_iotlb.id is spelled iotlb_id (as the selftests' test_cmd_hwpt_check_iotlb() does):
+// the command's own `id` names the HWPT.
+constexpr Field kCheckIotlb[] = {
+    TEST_HEAD(obj), Field{"iotlb_id", Width::u32, 16, Role::in}, TFLD(check_iotlb, iotlb, in)};
 constexpr Field kTriggerIopf[] = {TEST_HEAD(in),
                                   TFLD(trigger_iopf, dev_id, obj),
                                   TFLD(trigger_iopf, pasid, in),

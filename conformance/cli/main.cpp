@@ -1,0 +1,344 @@
+// iommuspec: the command line. See `iommuspec --help` and README.md.
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fmt/format.h>
+#include <iostream>
+#include <mutex>
+#include <thread>
+#include <unistd.h>
+
+#include "iommufd/clauses.h"
+#include "runner/runner.h"
+#include "scenario/encode.h"
+
+#ifndef IOMMUSPEC_VERSION
+#define IOMMUSPEC_VERSION "0.0.0"
+#endif
+#ifndef IOMMUSPEC_SUITES_DIR
+#define IOMMUSPEC_SUITES_DIR "conformance/suites"
+#endif
+
+namespace fs = std::filesystem;
+using namespace iommuspec;
+
+namespace {
+
+constexpr int kExitOk = 0, kExitDeviation = 1, kExitUsage = 2;
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+std::string default_suites() {
+  if (const char* e = std::getenv("IOMMUSPEC_SUITES")) return e;
+  return IOMMUSPEC_SUITES_DIR;
+}
+
+std::string now_utc() {
+  const std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+struct TargetSpec {
+  std::string name;
+  iommufd::Profile profile;
+  std::function<std::unique_ptr<conformance::Target>()> make;
+};
+
+const std::vector<std::string>& target_names() {
+  static const std::vector<std::string> n = {"model"};
+  return n;
+}
+
+TargetSpec make_target_spec(const std::string& name, std::optional<iommufd::Profile> profile) {
+  if (name == "model") {
+    const auto p = profile.value_or(iommufd::Profile::linux_latest);
+    return {name, p, [p] { return conformance::make_model_target(p); }};
+  }
+  throw UsageError(fmt::format("unknown target '{}' (available here: {}; see `iommuspec targets`)",
+                               name, fmt::join(target_names(), ", ")));
+}
+
+// Parse every scenario; diagnostics go to stderr. Throws UsageError when any file is bad.
+std::vector<scenario::Scenario> load(const std::vector<std::string>& paths) {
+  std::vector<std::string> errors;
+  const auto files = conformance::collect_files(paths, errors);
+  for (const auto& e : errors) std::cerr << e << "\n";
+  if (!errors.empty()) throw UsageError("some suites could not be read");
+  if (files.empty()) throw UsageError("no scenario files (*.scn) found in " + fmt::format("{}", fmt::join(paths, " ")));
+  std::vector<scenario::Scenario> out;
+  size_t bad = 0;
+  for (const auto& f : files) {
+    std::vector<scenario::Diagnostic> d;
+    auto sc = scenario::parse_file(f, d);
+    if (d.empty()) scenario::lint(sc, d);
+    size_t errs = 0;
+    for (const auto& x : d) {
+      std::cerr << x.text() << "\n";
+      if (!x.warning) ++errs;
+    }
+    if (errs) ++bad;
+    else out.push_back(std::move(sc));
+  }
+  if (bad) throw UsageError(fmt::format("{} scenario file(s) have errors; nothing was run", bad));
+  return out;
+}
+
+// Progress: one rewritten line on a terminal, plain lines otherwise.
+class Progress {
+public:
+  Progress(std::string label, bool quiet) : label_(std::move(label)), quiet_(quiet), tty_(isatty(2)) {}
+  void operator()(size_t done, size_t total, const results::ScenarioResult& r) {
+    std::lock_guard lock(mu_);
+    if (r.verdict == "fail" || r.verdict == "error") ++bad_;
+    if (quiet_) return;
+    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+    const double eta = done ? el / double(done) * double(total - done) : 0;
+    if (tty_) {
+      std::fprintf(stderr, "\r\033[K[%zu/%zu] %s  failures %zu  ETA %.0fs  %s", done, total,
+                   label_.c_str(), bad_, eta, r.id.c_str());
+      if (r.verdict == "fail" || r.verdict == "error")
+        std::fprintf(stderr, "\n%s %s: %s\n", r.verdict == "fail" ? "FAIL" : "ERROR", r.id.c_str(),
+                     r.message.c_str());
+      if (done == total) std::fprintf(stderr, "\n");
+    } else {
+      std::fprintf(stderr, "[%zu/%zu] %s %-11s %s%s%s\n", done, total, label_.c_str(),
+                   r.verdict.c_str(), r.id.c_str(), r.message.empty() ? "" : ": ",
+                   r.message.c_str());
+    }
+  }
+
+private:
+  std::string label_;
+  bool quiet_, tty_;
+  size_t bad_ = 0;
+  std::mutex mu_;
+  std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
+};
+
+results::Run run_target(const TargetSpec& spec, const std::vector<scenario::Scenario>& scs,
+                        uint64_t seed, int shard_i, int shard_n, int jobs, bool quiet) {
+  Progress progress(fmt::format("{} {}", spec.name, iommufd::profile_name(spec.profile)), quiet);
+  // Shard first (deterministic), then split this shard over jobs.
+  std::vector<scenario::Scenario> mine;
+  for (size_t i = 0; i < scs.size(); ++i)
+    if (int(i % size_t(shard_n)) == shard_i) mine.push_back(scs[i]);
+  jobs = std::max(1, std::min<int>(jobs, int(mine.size())));
+  std::vector<results::Run> parts(static_cast<size_t>(jobs));
+  std::atomic<size_t> done{0};
+  auto worker = [&](int j) {
+    conformance::RunOptions o;
+    o.profile = spec.profile;
+    o.seed = seed;
+    o.shard_index = j;
+    o.shard_count = jobs;
+    o.progress = [&](size_t, size_t, const results::ScenarioResult& r) {
+      progress(++done, mine.size(), r);
+    };
+    parts[size_t(j)] = conformance::run_all(mine, spec.make, o);
+  };
+  std::vector<std::thread> threads;
+  for (int j = 1; j < jobs; ++j) threads.emplace_back(worker, j);
+  worker(0);
+  for (auto& t : threads) t.join();
+  results::Run run = parts[0];
+  run.scenarios.clear();
+  // Restore the suite order: scenario i went to job i % jobs.
+  std::vector<size_t> next(size_t(jobs), 0);
+  for (size_t i = 0; i < mine.size(); ++i) {
+    auto& p = parts[i % size_t(jobs)];
+    run.scenarios.push_back(p.scenarios[next[i % size_t(jobs)]++]);
+  }
+  run.tool_version = IOMMUSPEC_VERSION;
+  run.started = now_utc();
+  run.seed = seed;
+  results::finalize(run, conformance::clause_catalogue());
+  return run;
+}
+
+void write_reports(const results::Run& run, const std::string& dir) {
+  fs::create_directories(dir);
+  results::write_json(run, dir + "/results.json");
+  results::write_junit(run, dir + "/junit.xml");
+  results::write_html(run, dir + "/report.html");
+}
+
+int exit_code(const results::Summary& s) {
+  if (s.fail) return kExitDeviation;
+  if (s.error) return kExitUsage;
+  return kExitOk;
+}
+
+void print_summary(const results::Run& run, const std::string& dir) {
+  std::printf("%s %s: %d pass, %d fail, %d unsupported, %d error -> %s\n", run.target.c_str(),
+              run.profile.c_str(), run.summary.pass, run.summary.fail, run.summary.unsupported,
+              run.summary.error, dir.c_str());
+}
+
+std::pair<int, int> parse_shard(const std::string& s) {
+  int i = 0, n = 1;
+  if (s.empty()) return {0, 1};
+  if (std::sscanf(s.c_str(), "%d/%d", &i, &n) != 2 || n < 1 || i < 0 || i >= n)
+    throw UsageError(fmt::format("--shard takes I/N with 0 <= I < N, not '{}'", s));
+  return {i, n};
+}
+
+std::optional<iommufd::Profile> parse_profile(const std::string& s) {
+  if (s.empty()) return std::nullopt;
+  auto p = iommufd::profile_from_name(s);
+  if (!p) throw UsageError(fmt::format("unknown profile '{}' (linux-6.12, linux-latest)", s));
+  return p;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"iommuspec: an executable specification of IOMMU translation and invalidation "
+               "(Linux iommufd, ARM SMMUv3, Intel VT-d), replayed as conformance tests.\n"
+               "Exit status: 0 every observation is allowed by the model, 1 a target deviated, "
+               "2 usage or infrastructure error."};
+  app.set_version_flag("--version", std::string("iommuspec ") + IOMMUSPEC_VERSION);
+  app.require_subcommand(1);
+
+  // run
+  auto* run = app.add_subcommand("run", "Replay scenarios on one target and judge every step "
+                                        "against the model");
+  std::string target = "model", out = "iommuspec-out", shard, profile;
+  std::vector<std::string> suites;
+  uint64_t seed = 0;
+  int jobs = 1;
+  bool quiet = false;
+  run->add_option("--target,-t", target, "Target to run on (see `iommuspec targets`)")
+      ->capture_default_str();
+  run->add_option("--suite,-s", suites, "Scenario files or directories (default: the built-in "
+                                        "suites, " + default_suites() + ")");
+  run->add_option("--out,-o", out, "Directory for results.json, junit.xml, report.html")
+      ->capture_default_str();
+  run->add_option("--seed", seed, "Seed recorded in the results (generated suites use it)");
+  run->add_option("--shard", shard, "Run shard I of N (I/N, 0-based), split deterministically");
+  run->add_option("--jobs,-j", jobs, "Scenarios to run in parallel")->check(CLI::Range(1, 64));
+  run->add_option("--profile", profile, "uAPI profile: linux-6.12 or linux-latest (default: the "
+                                        "target's)");
+  run->add_flag("--quiet,-q", quiet, "No progress output");
+
+  // certify
+  auto* cert = app.add_subcommand("certify", "The main job: the default suites on the default "
+                                             "targets, one report per target and profile");
+  std::vector<std::string> cert_targets;
+  std::string cert_out = "iommuspec-certify";
+  cert->add_option("--target,-t", cert_targets, "Targets (default: model with both profiles)");
+  cert->add_option("--out,-o", cert_out, "Output directory")->capture_default_str();
+  cert->add_option("--jobs,-j", jobs, "Scenarios to run in parallel")->check(CLI::Range(1, 64));
+  cert->add_flag("--quiet,-q", quiet, "No progress output");
+
+  // check
+  auto* check = app.add_subcommand("check", "Lint scenario files (syntax, names, operations, "
+                                            "clauses) and check their pinned expectations "
+                                            "against the model");
+  std::vector<std::string> check_files;
+  check->add_option("files", check_files, "Scenario files or directories")->required();
+
+  // explain
+  auto* expl = app.add_subcommand("explain", "Print what the model allows at every step of a "
+                                             "scenario, with the clause and its source");
+  std::string expl_file;
+  expl->add_option("file", expl_file, "Scenario file")->required();
+  expl->add_option("--profile", profile, "uAPI profile (default: the first the scenario names)");
+
+  // targets
+  auto* tg = app.add_subcommand("targets", "List the targets available on this machine");
+
+  // clauses
+  auto* cl = app.add_subcommand("clauses", "List the model's clauses with their sources");
+
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    if (*run) {
+      const auto spec = make_target_spec(target, parse_profile(profile));
+      const auto [si, sn] = parse_shard(shard);
+      const auto scs = load(suites.empty() ? std::vector<std::string>{default_suites()} : suites);
+      const auto r = run_target(spec, scs, seed, si, sn, jobs, quiet);
+      write_reports(r, out);
+      print_summary(r, out);
+      return exit_code(r.summary);
+    }
+    if (*cert) {
+      std::vector<TargetSpec> specs;
+      if (cert_targets.empty()) {
+        specs.push_back(make_target_spec("model", iommufd::Profile::linux_6_12));
+        specs.push_back(make_target_spec("model", iommufd::Profile::linux_latest));
+      }
+      for (const auto& t : cert_targets) specs.push_back(make_target_spec(t, std::nullopt));
+      const auto scs = load({default_suites()});
+      int code = kExitOk;
+      for (const auto& s : specs) {
+        const std::string dir = fmt::format("{}/{}-{}", cert_out, s.name, iommufd::profile_name(s.profile));
+        const auto r = run_target(s, scs, 0, 0, 1, jobs, quiet);
+        write_reports(r, dir);
+        print_summary(r, dir);
+        code = std::max(code, exit_code(r.summary));
+      }
+      return code;
+    }
+    if (*check) {
+      std::vector<std::string> errors;
+      const auto files = conformance::collect_files(check_files, errors);
+      for (const auto& e : errors) std::cerr << e << "\n";
+      size_t bad = errors.size();
+      for (const auto& f : files) {
+        std::vector<scenario::Diagnostic> d;
+        auto sc = scenario::parse_file(f, d);
+        if (d.empty()) scenario::lint(sc, d);
+        if (d.empty()) {
+          // Pinned expectations must agree with the model in every profile the scenario names.
+          auto profiles = sc.values("profile");
+          if (profiles.empty()) profiles = {"linux-6.12", "linux-latest"};
+          for (const auto& pn : profiles) {
+            const auto p = *iommufd::profile_from_name(pn);
+            auto t = conformance::make_model_target(p);
+            const auto r = conformance::run_scenario(sc, *t, p);
+            if (r.verdict == "error" || r.verdict == "fail")
+              d.push_back({f, {0, 0}, fmt::format("on the model ({}): {}", pn, r.message)});
+          }
+        }
+        for (const auto& x : d) std::cerr << x.text() << "\n";
+        if (!d.empty()) ++bad;
+      }
+      std::printf("%zu file(s) checked, %zu with problems\n", files.size(), bad);
+      return bad ? kExitDeviation : kExitOk;
+    }
+    if (*expl) {
+      const auto scs = load({expl_file});
+      auto profiles = scs.front().values("profile");
+      const auto p = parse_profile(profile).value_or(
+          profiles.empty() ? iommufd::Profile::linux_latest : *iommufd::profile_from_name(profiles.front()));
+      std::cout << conformance::explain(scs.front(), p);
+      return kExitOk;
+    }
+    if (*tg) {
+      std::printf("%-8s %-13s %s\n", "target", "profiles", "status");
+      std::printf("%-8s %-13s %s\n", "model", "6.12, latest", "available (in process)");
+      return kExitOk;
+    }
+    if (*cl) {
+      for (const auto& c : iommufd::all_clauses())
+        std::printf("%s\n    %s\n    source: %s\n%s", std::string(c.id).c_str(),
+                    std::string(c.text).c_str(), std::string(c.source).c_str(),
+                    c.note.empty() ? "" : fmt::format("    note: {}\n", c.note).c_str());
+      return kExitOk;
+    }
+  } catch (const UsageError& e) {
+    std::cerr << "iommuspec: " << e.what() << "\n";
+    return kExitUsage;
+  } catch (const std::exception& e) {
+    std::cerr << "iommuspec: " << e.what() << "\n";
+    return kExitUsage;
+  }
+  return kExitUsage;
+}

@@ -1,0 +1,288 @@
+#include "runner/runner.h"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fmt/format.h>
+#include <set>
+
+#include "iommufd/machine.h"
+#include "scenario/encode.h"
+
+namespace iommuspec::conformance {
+
+using iommufd::Field;
+using iommufd::Role;
+using scenario::Binding;
+using scenario::Names;
+
+std::vector<std::string> clause_catalogue() {
+  std::vector<std::string> ids;
+  for (const auto& c : iommufd::all_clauses()) ids.emplace_back(c.id);
+  return ids;
+}
+
+namespace {
+
+std::string step_text(const scenario::Step& st) {
+  scenario::Scenario one;
+  one.steps.push_back(st);
+  std::string s = scenario::print(one);
+  // print() of a scenario with only a step: drop the empty id line.
+  const auto nl = s.find('\n');
+  s = s.substr(nl + 1);
+  while (!s.empty() && s.back() == '\n') s.pop_back();
+  return s;
+}
+
+// Pinned expectations against one side's observation. Empty when they hold.
+std::optional<std::string> check_pins(const scenario::Pins& pins, const iommufd::Observation& obs,
+                                      const Names& names, const iommufd::Call& call) {
+  if (pins.err && *pins.err != obs.err)
+    return fmt::format("pinned {} but the call returned {}", errno_name(*pins.err),
+                       errno_name(obs.err));
+  for (const auto& p : pins.fields) {
+    if (p.ranges) {
+      const uint64_t cap = call.payload.size() / 16;
+      std::vector<Range> got;
+      for (uint64_t i = 0; i < cap && (i + 1) * 16 <= obs.payload.size(); ++i) {
+        Range r;
+        std::memcpy(&r.start, obs.payload.data() + i * 16, 8);
+        std::memcpy(&r.last, obs.payload.data() + i * 16 + 8, 8);
+        got.push_back(r);
+      }
+      if (got.size() > p.ranges->size()) got.resize(p.ranges->size());
+      if (got != *p.ranges) return std::string("pinned ranges differ from the reported ranges");
+      continue;
+    }
+    const uint64_t v = iommufd::read_field(obs.arg.data(), *p.field);
+    if (p.value && *p.value != v)
+      return fmt::format("pinned {}={} but it is {}", p.field->name,
+                         scenario::print_number(*p.value), scenario::print_number(v));
+    if (!p.name.empty())
+      if (const Binding* b = names.find(p.name); b && b->value != v)
+        return fmt::format("pinned {}={} (ID {}) but it is {}", p.field->name, p.name, b->value, v);
+  }
+  return std::nullopt;
+}
+
+// Bind the names a step introduces, on one side.
+void bind(Names& names, const scenario::Encoded& enc, const scenario::Pins& pins,
+          const iommufd::Observation& obs, int step) {
+  if (obs.err != Errno::ok) return;
+  for (const auto& b : enc.binds)
+    names.bound[b.name] = {Binding::Kind::value, iommufd::read_field(obs.arg.data(), *b.field), 0, step};
+  for (const auto& p : pins.fields)
+    if (!p.name.empty() && !names.find(p.name))
+      names.bound[p.name] = {Binding::Kind::value, iommufd::read_field(obs.arg.data(), *p.field), 0,
+                             step};
+}
+
+bool applies(const scenario::Scenario& sc, const TargetInfo& info, iommufd::Profile profile,
+             std::string& why) {
+  const auto profiles = sc.values("profile");
+  if (!profiles.empty() &&
+      std::find(profiles.begin(), profiles.end(), iommufd::profile_name(profile)) == profiles.end()) {
+    why = fmt::format("the scenario is for profile {}; this run is {}", fmt::join(profiles, " "),
+                      iommufd::profile_name(profile));
+    return false;
+  }
+  std::vector<std::string> missing;
+  for (const auto& f : sc.values("features"))
+    if (!info.features.count(f)) missing.push_back(f);
+  if (!missing.empty()) {
+    why = fmt::format("target {} lacks {}", info.name, fmt::join(missing, ", "));
+    return false;
+  }
+  return true;
+}
+
+} // namespace
+
+results::ScenarioResult run_scenario(const scenario::Scenario& sc, Target& target,
+                                     iommufd::Profile profile) {
+  results::ScenarioResult r;
+  r.id = sc.id;
+  r.file = sc.file;
+  std::set<std::string> clauses;
+  for (const auto& c : sc.values("clauses")) clauses.insert(c);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto finish = [&]() {
+    r.clauses.assign(clauses.begin(), clauses.end());
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return r;
+  };
+  std::string why;
+  if (!applies(sc, target.info(), profile, why)) {
+    r.verdict = "unsupported";
+    r.message = why;
+    return finish();
+  }
+  target.reset();
+  iommufd::Machine model(profile);
+  Names tnames, mnames;
+  std::map<uint64_t, uint64_t> id_map; // model object ID -> target object ID
+  for (const auto& m : sc.mems) {
+    const uint64_t base = target.mem(m.size);
+    model.add_mem(base, m.size);
+    tnames.bound[m.name] = {Binding::Kind::mem, base, m.size, 0};
+    mnames.bound[m.name] = {Binding::Kind::mem, base, m.size, 0};
+  }
+  iommufd::IdView ids;
+  ids.live = [&](uint64_t t) {
+    for (const auto& [m, tt] : id_map)
+      if (tt == t && model.object(uint32_t(m)) && !model.object(uint32_t(m))->tombstone) return true;
+    return false;
+  };
+  ids.to_target = [&](uint64_t m) -> std::optional<uint64_t> {
+    auto it = id_map.find(m);
+    if (it == id_map.end()) return std::nullopt;
+    return it->second;
+  };
+  r.verdict = "pass";
+  bool stopped = false;
+  for (const auto& st : sc.steps) {
+    results::StepResult sr;
+    sr.number = st.number;
+    sr.op = step_text(st);
+    if (stopped) {
+      sr.verdict = "not-run";
+      r.steps.push_back(sr);
+      continue;
+    }
+    std::vector<scenario::Diagnostic> diags;
+    auto te = scenario::encode(st, tnames, sc.file, diags);
+    auto me = scenario::encode(st, mnames, sc.file, diags);
+    auto pins = te ? scenario::decode_pins(st, *te->op, sc.file, diags) : std::nullopt;
+    if (!te || !me || !pins) {
+      r.verdict = "error";
+      r.message = diags.empty() ? "the step does not encode" : diags.front().text();
+      sr.verdict = "not-run";
+      r.steps.push_back(sr);
+      stopped = true;
+      continue;
+    }
+    iommufd::Observation obs;
+    try {
+      obs = target.execute(te->call);
+    } catch (const TargetError& e) {
+      r.verdict = "error";
+      r.message = fmt::format("step {}: {}", st.number, e.what());
+      r.log = e.log;
+      sr.verdict = "not-run";
+      r.steps.push_back(sr);
+      stopped = true;
+      continue;
+    }
+    const auto res = model.execute(me->call, &obs);
+    const iommufd::OpDesc& op = *te->op;
+    sr.observed = iommufd::describe(op, obs, &res.allowed);
+    sr.allowed = iommufd::describe(op, res.allowed);
+    if (res.allowed.clause) {
+      sr.clause = std::string(res.allowed.clause->id);
+      clauses.insert(sr.clause);
+    }
+    sr.verdict = "pass";
+    if (auto dev = iommufd::deviation(op, res.allowed, obs, ids)) {
+      sr.verdict = "fail";
+      sr.message = *dev;
+      r.verdict = "fail";
+      r.message = fmt::format("step {}: {} [{}]", st.number, *dev, sr.clause);
+      stopped = true;
+    } else if (auto pm = check_pins(*pins, res.obs, mnames, me->call)) {
+      sr.verdict = "fail";
+      sr.message = "the model disagrees with the pinned expectation: " + *pm;
+      r.verdict = "error";
+      r.message = fmt::format("step {}: {}", st.number, sr.message);
+      stopped = true;
+    } else if (auto pt = check_pins(*pins, obs, tnames, te->call)) {
+      sr.verdict = "fail";
+      sr.message = *pt;
+      r.verdict = "fail";
+      r.message = fmt::format("step {}: {}", st.number, *pt);
+      stopped = true;
+    }
+    if (!stopped && obs.err == Errno::ok) {
+      for (const auto& f : op.fields)
+        if (f.role == Role::out_obj || f.role == Role::inout_obj) {
+          const uint64_t m = iommufd::read_field(res.obs.arg.data(), f);
+          const uint64_t t = iommufd::read_field(obs.arg.data(), f);
+          if (m) id_map[m] = t;
+        }
+      bind(tnames, *te, *pins, obs, st.number);
+      bind(mnames, *me, *pins, res.obs, st.number);
+    }
+    r.steps.push_back(sr);
+  }
+  return finish();
+}
+
+std::string explain(const scenario::Scenario& sc, iommufd::Profile profile) {
+  auto target = make_model_target(profile);
+  const auto r = run_scenario(sc, *target, profile);
+  std::string out = fmt::format("{} {} ({})\n", sc.area, sc.id, iommufd::profile_name(profile));
+  if (!sc.doc.empty()) out += fmt::format("  \"{}\"\n", sc.doc);
+  for (const auto& st : r.steps) {
+    out += st.op + "\n";
+    if (st.verdict == "not-run") {
+      out += "   (not run)\n";
+      continue;
+    }
+    out += fmt::format("   allowed:  {}\n", st.allowed);
+    const auto* c = iommufd::clause_by_id(st.clause);
+    if (c) {
+      out += fmt::format("   clause:   {}: {}\n", c->id, c->text);
+      out += fmt::format("   source:   {}\n", c->source);
+      if (!c->note.empty()) out += fmt::format("   note:     {}\n", c->note);
+    }
+    if (!st.message.empty()) out += fmt::format("   !! {}\n", st.message);
+  }
+  out += fmt::format("verdict on the model: {}{}\n", r.verdict,
+                     r.message.empty() ? "" : " (" + r.message + ")");
+  return out;
+}
+
+std::vector<std::string> collect_files(const std::vector<std::string>& args,
+                                       std::vector<std::string>& errors) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> files;
+  for (const auto& a : args) {
+    std::error_code ec;
+    if (fs::is_directory(a, ec)) {
+      for (const auto& e : fs::recursive_directory_iterator(a, ec))
+        if (e.is_regular_file() && e.path().extension() == ".scn") files.push_back(e.path().string());
+    } else if (fs::is_regular_file(a, ec)) {
+      files.push_back(a);
+    } else {
+      errors.push_back(fmt::format("{}: no such file or directory", a));
+    }
+  }
+  std::sort(files.begin(), files.end());
+  files.erase(std::unique(files.begin(), files.end()), files.end());
+  return files;
+}
+
+results::Run run_all(const std::vector<scenario::Scenario>& scenarios,
+                     const std::function<std::unique_ptr<Target>()>& make_target,
+                     const RunOptions& opt) {
+  results::Run run;
+  auto target = make_target();
+  const TargetInfo info = target->info();
+  run.target = info.name;
+  run.fingerprint = info.fingerprint;
+  run.profile = std::string(iommufd::profile_name(opt.profile));
+  run.seed = opt.seed;
+  std::vector<const scenario::Scenario*> mine;
+  for (size_t i = 0; i < scenarios.size(); ++i)
+    if (int(i % size_t(opt.shard_count)) == opt.shard_index) mine.push_back(&scenarios[i]);
+  for (size_t i = 0; i < mine.size(); ++i) {
+    auto r = run_scenario(*mine[i], *target, opt.profile);
+    // A target that failed (crash, timeout, bad state) is replaced before the next one.
+    if (r.verdict == "error") target = make_target();
+    run.scenarios.push_back(std::move(r));
+    if (opt.progress) opt.progress(i + 1, mine.size(), run.scenarios.back());
+  }
+  return run;
+}
+
+} // namespace iommuspec::conformance

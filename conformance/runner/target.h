@@ -1,0 +1,46 @@
+// What a target is to the runner: something that executes calls in a fresh iommufd
+// context and reports what it did. The model, a kernel agent, a QEMU-driven IOMMU and
+// an external program all implement this.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <set>
+#include <stdexcept>
+#include <string>
+
+#include "iommufd/call.h"
+
+namespace iommuspec::conformance {
+
+// An infrastructure failure (crash, timeout, protocol error): the scenario is an `error`,
+// never a `fail`, and the run goes on with a fresh target.
+struct TargetError : std::runtime_error {
+  std::string log;
+  TargetError(const std::string& what, std::string log_excerpt = {})
+      : std::runtime_error(what), log(std::move(log_excerpt)) {}
+};
+
+struct TargetInfo {
+  std::string name;
+  std::map<std::string, std::string> fingerprint;
+  std::set<std::string> features;
+  iommufd::Profile profile = iommufd::Profile::linux_latest;
+};
+
+class Target {
+public:
+  virtual ~Target() = default;
+  virtual TargetInfo info() const = 0;
+  // Start over with a fresh iommufd (and fresh user memory).
+  virtual void reset() = 0;
+  // Map `size` bytes of user memory; returns its address in the target's address space.
+  virtual uint64_t mem(uint64_t size) = 0;
+  // Execute one call. Throws TargetError on an infrastructure failure.
+  virtual iommufd::Observation execute(const iommufd::Call& call) = 0;
+};
+
+// The reference model behind the Target interface.
+std::unique_ptr<Target> make_model_target(iommufd::Profile profile);
+
+} // namespace iommuspec::conformance

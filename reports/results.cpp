@@ -1,0 +1,179 @@
+#include "results.h"
+
+#include <cstdio>
+#include <fmt/format.h>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <stdexcept>
+
+namespace iommuspec::results {
+
+void finalize(Run& run, const std::vector<std::string>& catalogue) {
+  run.summary = {};
+  std::map<std::string, std::set<std::string>> seen;
+  for (const auto& s : run.scenarios) {
+    if (s.verdict == "pass") ++run.summary.pass;
+    else if (s.verdict == "fail") ++run.summary.fail;
+    else if (s.verdict == "unsupported") ++run.summary.unsupported;
+    else ++run.summary.error;
+    for (const auto& c : s.clauses) seen[c].insert(s.verdict);
+  }
+  run.clauses.clear();
+  for (const auto& c : catalogue) run.clauses[c] = "untested";
+  for (const auto& [c, v] : seen) {
+    std::string st = "untested";
+    if (v.count("fail")) st = "fail";
+    else if (v.count("pass")) st = "pass";
+    else if (v.count("unsupported")) st = "unsupported";
+    else if (v.count("error")) st = "untested";
+    run.clauses[c] = st;
+  }
+}
+
+void write_atomically(const std::string& path, const std::string& content) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) throw std::runtime_error("cannot write " + tmp);
+    f << content;
+    f.flush();
+    if (!f) throw std::runtime_error("cannot write " + tmp);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    throw std::runtime_error("cannot rename " + tmp + " to " + path);
+}
+
+void write_json(const Run& run, const std::string& path) {
+  using nlohmann::json;
+  json j;
+  j["tool"] = {{"name", run.tool_name}, {"version", run.tool_version}};
+  j["target"] = {{"name", run.target}, {"fingerprint", run.fingerprint}};
+  j["profile"] = run.profile;
+  j["started"] = run.started;
+  j["seed"] = run.seed;
+  j["partial"] = run.partial;
+  j["summary"] = {{"pass", run.summary.pass},
+                  {"fail", run.summary.fail},
+                  {"unsupported", run.summary.unsupported},
+                  {"error", run.summary.error}};
+  json scs = json::array();
+  for (const auto& s : run.scenarios) {
+    json steps = json::array();
+    for (const auto& st : s.steps)
+      steps.push_back({{"number", st.number},
+                       {"op", st.op},
+                       {"observed", st.observed},
+                       {"allowed", st.allowed},
+                       {"clause", st.clause},
+                       {"verdict", st.verdict},
+                       {"message", st.message}});
+    json o = {{"id", s.id},           {"file", s.file},       {"clauses", s.clauses},
+              {"verdict", s.verdict}, {"seconds", s.seconds}, {"steps", steps}};
+    if (!s.message.empty()) o["message"] = s.message;
+    if (!s.log.empty()) o["log"] = s.log;
+    scs.push_back(o);
+  }
+  j["scenarios"] = scs;
+  j["clauses"] = run.clauses;
+  write_atomically(path, j.dump(2) + "\n");
+}
+
+namespace {
+std::string xml_escape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    switch (c) {
+    case '&': o += "&amp;"; break;
+    case '<': o += "&lt;"; break;
+    case '>': o += "&gt;"; break;
+    case '"': o += "&quot;"; break;
+    default:
+      if (uint8_t(c) < 0x20 && c != '\n' && c != '\t') o += ' ';
+      else o += c;
+    }
+  }
+  return o;
+}
+
+std::string failure_text(const ScenarioResult& s) {
+  std::string t = s.message + "\n";
+  for (const auto& st : s.steps)
+    t += fmt::format("{}: {}\n   observed: {}\n   allowed:  {}  [{}] {}\n", st.number, st.op,
+                     st.observed, st.allowed, st.clause, st.verdict);
+  if (!s.log.empty()) t += "--- target log ---\n" + s.log;
+  return t;
+}
+} // namespace
+
+void write_junit(const Run& run, const std::string& path) {
+  double total = 0;
+  for (const auto& s : run.scenarios) total += s.seconds;
+  std::string x = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+  x += fmt::format("<testsuites name=\"iommuspec\" tests=\"{}\" failures=\"{}\" errors=\"{}\" "
+                   "skipped=\"{}\" time=\"{:.3f}\">\n",
+                   run.scenarios.size(), run.summary.fail, run.summary.error,
+                   run.summary.unsupported, total);
+  x += fmt::format("  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" "
+                   "skipped=\"{}\" time=\"{:.3f}\">\n",
+                   xml_escape(run.target + " " + run.profile), run.scenarios.size(),
+                   run.summary.fail, run.summary.error, run.summary.unsupported, total);
+  for (const auto& s : run.scenarios) {
+    x += fmt::format("    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3f}\"",
+                     xml_escape(run.target), xml_escape(s.id), s.seconds);
+    if (s.verdict == "pass") {
+      x += "/>\n";
+      continue;
+    }
+    x += ">\n";
+    if (s.verdict == "fail")
+      x += fmt::format("      <failure message=\"{}\">{}</failure>\n", xml_escape(s.message),
+                       xml_escape(failure_text(s)));
+    else if (s.verdict == "unsupported")
+      x += fmt::format("      <skipped message=\"{}\"/>\n", xml_escape(s.message));
+    else
+      x += fmt::format("      <error message=\"{}\">{}</error>\n", xml_escape(s.message),
+                       xml_escape(failure_text(s)));
+    x += "    </testcase>\n";
+  }
+  x += "  </testsuite>\n</testsuites>\n";
+  write_atomically(path, x);
+}
+
+void write_html(const Run& run, const std::string& path) {
+  std::string h = "<!doctype html><html><head><meta charset=\"utf-8\"><title>iommuspec: " +
+                  xml_escape(run.target) + "</title><style>"
+                  "body{font:14px system-ui,sans-serif;margin:2em;color:#222}"
+                  "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;"
+                  "text-align:left;vertical-align:top}.pass{color:#176b2c}.fail{color:#b00020;"
+                  "font-weight:bold}.unsupported,.untested{color:#777}.error{color:#a05a00}"
+                  "pre{background:#f6f6f6;padding:6px;white-space:pre-wrap}</style></head><body>";
+  h += fmt::format("<h1>iommuspec {} on {}</h1>", xml_escape(run.tool_version),
+                   xml_escape(run.target));
+  if (run.partial) h += "<p class=\"error\">PARTIAL: the run was interrupted.</p>";
+  h += fmt::format("<p>profile {} &middot; started {} &middot; seed {}</p>",
+                   xml_escape(run.profile), xml_escape(run.started), run.seed);
+  h += "<h2>Target</h2><table>";
+  for (const auto& [k, v] : run.fingerprint)
+    h += fmt::format("<tr><th>{}</th><td>{}</td></tr>", xml_escape(k), xml_escape(v));
+  h += "</table>";
+  h += fmt::format("<h2>Summary</h2><p><span class=pass>{} pass</span>, <span class=fail>{} "
+                   "fail</span>, <span class=unsupported>{} unsupported</span>, <span "
+                   "class=error>{} error</span></p>",
+                   run.summary.pass, run.summary.fail, run.summary.unsupported, run.summary.error);
+  h += "<h2>Scenarios</h2><table><tr><th>scenario</th><th>verdict</th><th>seconds</th>"
+       "<th>detail</th></tr>";
+  for (const auto& s : run.scenarios) {
+    h += fmt::format("<tr><td>{}</td><td class=\"{}\">{}</td><td>{:.3f}</td><td>", xml_escape(s.id),
+                     s.verdict, s.verdict, s.seconds);
+    if (s.verdict != "pass") h += "<pre>" + xml_escape(failure_text(s)) + "</pre>";
+    h += "</td></tr>";
+  }
+  h += "</table><h2>Clauses</h2><table><tr><th>clause</th><th>status</th></tr>";
+  for (const auto& [c, st] : run.clauses)
+    h += fmt::format("<tr><td>{}</td><td class=\"{}\">{}</td></tr>", xml_escape(c), st, st);
+  h += "</table></body></html>\n";
+  write_atomically(path, h);
+}
+
+} // namespace iommuspec::results

@@ -1,0 +1,61 @@
+// Results of a run as plain values: what the reports are written from. Depends on nothing
+// else of the project (reports depend on results only).
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace iommuspec::results {
+
+struct StepResult {
+  int number = 0;
+  std::string op;       // the step as written
+  std::string observed; // "ok out_ioas_id=3" or "EINVAL"
+  std::string allowed;  // the model's allowed set, same syntax
+  std::string clause;   // the clause that decided the model's outcome
+  std::string verdict;  // pass | fail | not-run
+  std::string message;  // why it failed
+};
+
+struct ScenarioResult {
+  std::string id;
+  std::string file;
+  std::vector<std::string> clauses; // declared and exercised
+  std::string verdict;              // pass | fail | unsupported | error
+  double seconds = 0;
+  std::string message;              // for fail, error, unsupported
+  std::string log;                  // target log excerpt for errors
+  std::vector<StepResult> steps;
+};
+
+struct Summary {
+  int pass = 0, fail = 0, unsupported = 0, error = 0;
+};
+
+struct Run {
+  std::string tool_name = "iommuspec";
+  std::string tool_version;
+  std::string target;
+  std::map<std::string, std::string> fingerprint;
+  std::string profile;
+  std::string started;  // ISO 8601 UTC
+  uint64_t seed = 0;
+  bool partial = false; // interrupted before every scenario ran
+  Summary summary;
+  std::vector<ScenarioResult> scenarios;
+  std::map<std::string, std::string> clauses; // clause id -> pass|fail|unsupported|untested
+};
+
+// Recompute summary and clause statuses from the scenarios; `catalogue` lists every clause
+// id so that clauses no scenario exercised show as "untested".
+void finalize(Run& run, const std::vector<std::string>& catalogue);
+
+// Writers. Each writes to PATH.tmp and renames it over PATH, so a reader never sees a
+// half-written report.
+void write_json(const Run& run, const std::string& path);
+void write_junit(const Run& run, const std::string& path);
+void write_html(const Run& run, const std::string& path);
+void write_atomically(const std::string& path, const std::string& content);
+
+} // namespace iommuspec::results
