@@ -99,7 +99,7 @@ void Machine::free_object(ObjId id) {
 
 Object* Machine::get_object(ObjId id, std::optional<ObjType> type) {
   // iommufd_get_object(): a missing ID and an object of another type are both -ENOENT.
-  if (id >= objects_.size() || !objects_[id]) return nullptr;
+  if (id >= objects_.size() || !objects_[id] || objects_[id]->tombstone) return nullptr;
   Object* o = objects_[id].get();
   if (type && o->type != *type) return nullptr;
   return o;
@@ -132,7 +132,7 @@ uint32_t Machine::users(ObjId id) const {
 std::vector<ObjId> Machine::live_ids() const {
   std::vector<ObjId> ids;
   for (size_t i = 1; i < objects_.size(); ++i)
-    if (objects_[i]) ids.push_back(ObjId(i));
+    if (objects_[i] && !objects_[i]->tombstone) ids.push_back(ObjId(i));
   return ids;
 }
 
@@ -153,7 +153,7 @@ std::vector<ObjId> Machine::teardown_order() const {
   boost::topological_sort(graph_, std::back_inserter(order));
   std::vector<ObjId> out;
   for (auto it = order.rbegin(); it != order.rend(); ++it)
-    if (node_obj_[*it]) out.push_back(node_obj_[*it]);
+    if (node_obj_[*it] && !objects_[node_obj_[*it]]->tombstone) out.push_back(node_obj_[*it]);
   return out;
 }
 
@@ -183,6 +183,7 @@ Machine::Result Machine::execute(const Call& call, const Observation* follow) {
 
 Errno Machine::dispatch(Ctx& c) {
   const OpDesc& op = c.op;
+  c.kernel_arg = c.obs.arg;
   if (op.kind == OpKind::fd_read || op.kind == OpKind::fd_write || op.kind == OpKind::fd_close) {
     if (!(op.profiles & mask_of(profile_))) return c.fail(C::fd_op_unknown, Errno::einval);
     switch (op.id) {
