@@ -11,25 +11,26 @@ rc::Gen<uint64_t> edge_u64() {
 }
 
 rc::Gen<std::string> name() {
-  return rc::gen::map(rc::gen::pair(rc::gen::elementOf(std::string("ABCDEFGHMNPQSTXYZ")),
-                                    rc::gen::inRange(0, 100)),
-                      [](const std::pair<char, int>& p) {
-                        return std::string(1, p.first) + (p.second ? std::to_string(p.second) : "");
-                      });
+  return rc::gen::map(
+      rc::gen::pair(rc::gen::elementOf(std::string("ABCDEFGHMNPQSTXYZ")), rc::gen::inRange(0, 100)),
+      [](const std::pair<char, int>& p) {
+        return std::string(1, p.first) + (p.second ? std::to_string(p.second) : "");
+      });
 }
 
 namespace {
 
 rc::Gen<std::string> ident() {
-  return rc::gen::element<std::string>("flags", "iova", "length", "iotlb_id", "vdev_id",
-                                       "cache_id", "cookie", "code", "start", "last", "x");
+  return rc::gen::element<std::string>("flags", "iova", "length", "iotlb_id", "vdev_id", "cache_id",
+                                       "cookie", "code", "start", "last", "x");
 }
 
 scenario::Record record_of(int depth) {
   scenario::Record r;
   const size_t n = *rc::gen::inRange<size_t>(0, 4);
   for (size_t i = 0; i < n; ++i) {
-    scenario::Value v = depth > 0 ? *value(depth - 1) : scenario::Value{scenario::Number{*edge_u64()}};
+    scenario::Value v =
+        depth > 0 ? *value(depth - 1) : scenario::Value{scenario::Number{*edge_u64()}};
     r.args.push_back({*ident(), v, {}});
   }
   return r;
@@ -42,7 +43,8 @@ rc::Gen<scenario::Value> value(int depth) {
     using scenario::Value;
     const int kinds = depth > 0 ? 6 : 4;
     switch (*rc::gen::inRange(0, kinds)) {
-    case 0: return Value{scenario::Number{*edge_u64()}};
+    case 0:
+      return Value{scenario::Number{*edge_u64()}};
     case 1: {
       const uint64_t off = *rc::gen::arbitrary<bool>() ? 0 : *edge_u64();
       return Value{scenario::Ref{*name(), off}};
@@ -50,23 +52,27 @@ rc::Gen<scenario::Value> value(int depth) {
     case 2: {
       scenario::Flags f;
       const size_t n = *rc::gen::inRange<size_t>(2, 4);
-      for (size_t i = 0; i < n; ++i) f.names.push_back(*ident());
+      for (size_t i = 0; i < n; ++i)
+        f.names.push_back(*ident());
       f.extra = *rc::gen::arbitrary<bool>() ? 0 : *edge_u64();
       return Value{f};
     }
     case 3: {
       scenario::List l;
       const size_t n = *rc::gen::inRange<size_t>(0, 4);
-      for (size_t i = 0; i < n; ++i) l.items.emplace_back(scenario::RangeV{*edge_u64(), *edge_u64()});
+      for (size_t i = 0; i < n; ++i)
+        l.items.emplace_back(scenario::RangeV{*edge_u64(), *edge_u64()});
       return Value{l};
     }
     case 4: {
       scenario::List l;
       const size_t n = *rc::gen::inRange<size_t>(0, 3);
-      for (size_t i = 0; i < n; ++i) l.items.emplace_back(record_of(depth - 1));
+      for (size_t i = 0; i < n; ++i)
+        l.items.emplace_back(record_of(depth - 1));
       return Value{l};
     }
-    default: return Value{record_of(depth - 1)};
+    default:
+      return Value{record_of(depth - 1)};
     }
   });
 }
@@ -85,7 +91,8 @@ rc::Gen<scenario::Step> step(int number) {
       s.expect.present = true;
       s.expect.errno_name = *rc::gen::element<std::string>("ok", "EINVAL", "ENOENT", "EBUSY");
       const size_t npins = *rc::gen::inRange<size_t>(0, 3);
-      for (size_t i = 0; i < npins; ++i) s.expect.pins.push_back({*ident(), *value(1), {}});
+      for (size_t i = 0; i < npins; ++i)
+        s.expect.pins.push_back({*ident(), *value(1), {}});
     }
     return s;
   });
@@ -99,12 +106,15 @@ rc::Gen<scenario::Scenario> scenario_ast() {
     sc.doc = *rc::gen::element<std::string>("", "A description.", "with # and = inside");
     if (*rc::gen::arbitrary<bool>())
       sc.headers.push_back({"clauses", {"IOMMUFD.IOAS_MAP.ok", "IOMMUFD.DESTROY.ebusy"}, {}});
-    if (*rc::gen::arbitrary<bool>()) sc.headers.push_back({"features", {"iommufd", "selftest"}, {}});
+    if (*rc::gen::arbitrary<bool>())
+      sc.headers.push_back({"features", {"iommufd", "selftest"}, {}});
     const size_t nmem = *rc::gen::inRange<size_t>(0, 3);
     for (size_t i = 0; i < nmem; ++i)
-      sc.mems.push_back({"M" + std::to_string(i), 0x1000 * (*rc::gen::inRange<uint64_t>(1, 64)), {}});
+      sc.mems.push_back(
+          {"M" + std::to_string(i), 0x1000 * (*rc::gen::inRange<uint64_t>(1, 64)), {}});
     const int nsteps = *rc::gen::inRange(1, 8);
-    for (int i = 1; i <= nsteps; ++i) sc.steps.push_back(*step(i));
+    for (int i = 1; i <= nsteps; ++i)
+      sc.steps.push_back(*step(i));
     return sc;
   });
 }

@@ -3,10 +3,10 @@
 // records), so that properties of the format (print/parse round trip) see all of it.
 #pragma once
 
-#include <rapidcheck.h>
-
 #include "iommufd/ops.h"
 #include "scenario/scenario.h"
+
+#include <rapidcheck.h>
 
 namespace iommuspec::generators {
 

@@ -13,20 +13,30 @@ void finalize(Run& run, const std::vector<std::string>& catalogue) {
   run.summary = {};
   std::map<std::string, std::set<std::string>> seen;
   for (const auto& s : run.scenarios) {
-    if (s.verdict == "pass") ++run.summary.pass;
-    else if (s.verdict == "fail") ++run.summary.fail;
-    else if (s.verdict == "unsupported") ++run.summary.unsupported;
-    else ++run.summary.error;
-    for (const auto& c : s.clauses) seen[c].insert(s.verdict);
+    if (s.verdict == "pass")
+      ++run.summary.pass;
+    else if (s.verdict == "fail")
+      ++run.summary.fail;
+    else if (s.verdict == "unsupported")
+      ++run.summary.unsupported;
+    else
+      ++run.summary.error;
+    for (const auto& c : s.clauses)
+      seen[c].insert(s.verdict);
   }
   run.clauses.clear();
-  for (const auto& c : catalogue) run.clauses[c] = "untested";
+  for (const auto& c : catalogue)
+    run.clauses[c] = "untested";
   for (const auto& [c, v] : seen) {
     std::string st = "untested";
-    if (v.count("fail")) st = "fail";
-    else if (v.count("pass")) st = "pass";
-    else if (v.count("unsupported")) st = "unsupported";
-    else if (v.count("error")) st = "untested";
+    if (v.count("fail"))
+      st = "fail";
+    else if (v.count("pass"))
+      st = "pass";
+    else if (v.count("unsupported"))
+      st = "unsupported";
+    else if (v.count("error"))
+      st = "untested";
     run.clauses[c] = st;
   }
 }
@@ -84,13 +94,23 @@ std::string xml_escape(const std::string& s) {
   std::string o;
   for (char c : s) {
     switch (c) {
-    case '&': o += "&amp;"; break;
-    case '<': o += "&lt;"; break;
-    case '>': o += "&gt;"; break;
-    case '"': o += "&quot;"; break;
+    case '&':
+      o += "&amp;";
+      break;
+    case '<':
+      o += "&lt;";
+      break;
+    case '>':
+      o += "&gt;";
+      break;
+    case '"':
+      o += "&quot;";
+      break;
     default:
-      if (uint8_t(c) < 0x20 && c != '\n' && c != '\t') o += ' ';
-      else o += c;
+      if (uint8_t(c) < 0x20 && c != '\n' && c != '\t')
+        o += ' ';
+      else
+        o += c;
     }
   }
   return o;
@@ -108,7 +128,8 @@ std::string failure_text(const ScenarioResult& s) {
 
 void write_junit(const Run& run, const std::string& path) {
   double total = 0;
-  for (const auto& s : run.scenarios) total += s.seconds;
+  for (const auto& s : run.scenarios)
+    total += s.seconds;
   std::string x = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
   x += fmt::format("<testsuites name=\"iommuspec\" tests=\"{}\" failures=\"{}\" errors=\"{}\" "
                    "skipped=\"{}\" time=\"{:.3f}\">\n",
@@ -142,7 +163,8 @@ void write_junit(const Run& run, const std::string& path) {
 
 void write_html(const Run& run, const std::string& path) {
   std::string h = "<!doctype html><html><head><meta charset=\"utf-8\"><title>iommuspec: " +
-                  xml_escape(run.target) + "</title><style>"
+                  xml_escape(run.target) +
+                  "</title><style>"
                   "body{font:14px system-ui,sans-serif;margin:2em;color:#222}"
                   "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;"
                   "text-align:left;vertical-align:top}.pass{color:#176b2c}.fail{color:#b00020;"

@@ -24,8 +24,8 @@ struct ScenarioResult {
   std::vector<std::string> clauses; // declared and exercised
   std::string verdict;              // pass | fail | unsupported | error
   double seconds = 0;
-  std::string message;              // for fail, error, unsupported
-  std::string log;                  // target log excerpt for errors
+  std::string message; // for fail, error, unsupported
+  std::string log;     // target log excerpt for errors
   std::vector<StepResult> steps;
 };
 
@@ -39,7 +39,7 @@ struct Run {
   std::string target;
   std::map<std::string, std::string> fingerprint;
   std::string profile;
-  std::string started;  // ISO 8601 UTC
+  std::string started; // ISO 8601 UTC
   uint64_t seed = 0;
   bool partial = false; // interrupted before every scenario ran
   Summary summary;

@@ -1,10 +1,10 @@
 #include "harness.h"
 
-#include <gtest/gtest.h>
-#include <stdexcept>
-
 #include "iommufd/uapi_structs.h"
 #include "scenario/scenario.h"
+
+#include <gtest/gtest.h>
+#include <stdexcept>
 
 namespace iommuspec::test {
 
@@ -55,7 +55,8 @@ uint32_t ioas_alloc(Machine& m) {
 }
 
 MockDev mock_domain(Machine& m, uint32_t pt_id, uint32_t dev_flags) {
-  const auto r = m.execute(CallBuilder(OpId::mock_domain_flags).set("id", pt_id).set("dev_flags", dev_flags));
+  const auto r =
+      m.execute(CallBuilder(OpId::mock_domain_flags).set("id", pt_id).set("dev_flags", dev_flags));
   EXPECT_EQ(r.obs.err, Errno::ok);
   uapi::iommu_test_cmd s;
   std::memcpy(&s, r.obs.arg.data(), sizeof s);

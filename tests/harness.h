@@ -1,12 +1,12 @@
 // Test helpers: build calls field by field, run scenario text on the model.
 #pragma once
 
-#include <string>
-#include <string_view>
-
 #include "iommufd/machine.h"
 #include "results.h"
 #include "runner/runner.h"
+
+#include <string>
+#include <string_view>
 
 namespace iommuspec::test {
 

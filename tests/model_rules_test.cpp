@@ -1,9 +1,9 @@
 // One test (or a few) per rule of the iommufd model, driven through Machine::execute() with
 // raw calls: each asserts the errno and state the cited kernel code gives.
-#include <gtest/gtest.h>
-
 #include "harness.h"
 #include "iommufd/uapi_structs.h"
+
+#include <gtest/gtest.h>
 
 namespace iommuspec::test {
 namespace {
@@ -111,7 +111,10 @@ TEST(IoasMap, FixedOverlapIsEexistAndReservedIsEinval) {
   const auto a = ioas_alloc(m);
   EXPECT_EQ(map_fixed(m, a, 0x100000, 0x2000, kMem).obs.err, Errno::ok);
   EXPECT_EQ(map_fixed(m, a, 0x101000, 0x2000, kMem).obs.err, Errno::eexist);
-  EXPECT_EQ(m.execute(CallBuilder(OpId::add_reserved).set("id", a).set("start", 0x200000).set("length", 0x1000))
+  EXPECT_EQ(m.execute(CallBuilder(OpId::add_reserved)
+                          .set("id", a)
+                          .set("start", 0x200000)
+                          .set("length", 0x1000))
                 .obs.err,
             Errno::ok);
   EXPECT_EQ(map_fixed(m, a, 0x200000, 0x1000, kMem).obs.err, Errno::einval);
@@ -121,8 +124,8 @@ TEST(IoasMap, AlignmentAfterMockDomain) {
   const auto a = ioas_alloc(m);
   mock_domain(m, a);
   EXPECT_EQ(m.iova_alignment(a), 2048u);
-  EXPECT_EQ(map_fixed(m, a, 0x1000400, 0x800, kMem).obs.err, Errno::einval);  // iova
-  EXPECT_EQ(map_fixed(m, a, 0x1000000, 0x400, kMem).obs.err, Errno::einval);  // length
+  EXPECT_EQ(map_fixed(m, a, 0x1000400, 0x800, kMem).obs.err, Errno::einval);         // iova
+  EXPECT_EQ(map_fixed(m, a, 0x1000000, 0x400, kMem).obs.err, Errno::einval);         // length
   EXPECT_EQ(map_fixed(m, a, 0x1000000, 0x800, kMem + 0x400).obs.err, Errno::einval); // uva
   EXPECT_EQ(map_fixed(m, a, 0x1000000, 0x800, kMem + 0x800).obs.err, Errno::ok);
 }
@@ -140,7 +143,11 @@ TEST(IoasMap, PinsOnlyWithADomain) {
 TEST(IoasMap, AutomaticIovaIsInsideTheSlots) {
   Machine m = with_mem();
   const auto a = ioas_alloc(m);
-  auto r = m.execute(CallBuilder(OpId::ioas_map).set("ioas_id", a).set("flags", 2 | 4).set("length", 0x4000).set("user_va", kMem));
+  auto r = m.execute(CallBuilder(OpId::ioas_map)
+                         .set("ioas_id", a)
+                         .set("flags", 2 | 4)
+                         .set("length", 0x4000)
+                         .set("user_va", kMem));
   ASSERT_EQ(r.obs.err, Errno::ok);
   uapi::iommu_ioas_map s;
   std::memcpy(&s, r.obs.arg.data(), sizeof s);
@@ -154,9 +161,15 @@ TEST(IoasMap, AllowedRangesSteerAllocationAndEnospc) {
   Machine m = with_mem();
   const auto a = ioas_alloc(m);
   uapi::iommu_iova_range r{0x10000000, 0x10003fff};
-  ASSERT_EQ(m.execute(CallBuilder(OpId::ioas_allow_iovas).set("ioas_id", a).set("num_iovas", 1).record(r)).obs.err,
-            Errno::ok);
-  auto c = CallBuilder(OpId::ioas_map).set("ioas_id", a).set("flags", 6).set("length", 0x4000).set("user_va", kMem);
+  ASSERT_EQ(
+      m.execute(CallBuilder(OpId::ioas_allow_iovas).set("ioas_id", a).set("num_iovas", 1).record(r))
+          .obs.err,
+      Errno::ok);
+  auto c = CallBuilder(OpId::ioas_map)
+               .set("ioas_id", a)
+               .set("flags", 6)
+               .set("length", 0x4000)
+               .set("user_va", kMem);
   auto x = m.execute(c);
   ASSERT_EQ(x.obs.err, Errno::ok);
   uapi::iommu_ioas_map s;
@@ -171,7 +184,8 @@ TEST(IoasUnmap, PartialIsEnoentAndNotAtomic) {
   const auto a = ioas_alloc(m);
   ASSERT_EQ(map_fixed(m, a, 0x100000, 0x1000, kMem).obs.err, Errno::ok);
   ASSERT_EQ(map_fixed(m, a, 0x101000, 0x2000, kMem).obs.err, Errno::ok);
-  auto r = m.execute(CallBuilder(OpId::ioas_unmap).set("ioas_id", a).set("iova", 0x100000).set("length", 0x2000));
+  auto r = m.execute(
+      CallBuilder(OpId::ioas_unmap).set("ioas_id", a).set("iova", 0x100000).set("length", 0x2000));
   EXPECT_EQ(r.obs.err, Errno::enoent);
   EXPECT_TRUE(r.allowed.rules.empty()); // length is not written back
   // The first area, inside the range, is gone; the second stays.
@@ -181,11 +195,14 @@ TEST(IoasUnmap, PartialIsEnoentAndNotAtomic) {
 TEST(IoasUnmap, AllOnEmptySucceedsOtherwiseEnoent) {
   Machine m = with_mem();
   const auto a = ioas_alloc(m);
-  auto all = m.execute(CallBuilder(OpId::ioas_unmap).set("ioas_id", a).set("iova", 0).set("length", ~0ull));
+  auto all = m.execute(
+      CallBuilder(OpId::ioas_unmap).set("ioas_id", a).set("iova", 0).set("length", ~0ull));
   EXPECT_EQ(all.obs.err, Errno::ok);
-  auto none = m.execute(CallBuilder(OpId::ioas_unmap).set("ioas_id", a).set("iova", 0).set("length", 0x1000));
+  auto none = m.execute(
+      CallBuilder(OpId::ioas_unmap).set("ioas_id", a).set("iova", 0).set("length", 0x1000));
   EXPECT_EQ(none.obs.err, Errno::enoent);
-  auto ovf = m.execute(CallBuilder(OpId::ioas_unmap).set("ioas_id", a).set("iova", 1).set("length", ~0ull));
+  auto ovf = m.execute(
+      CallBuilder(OpId::ioas_unmap).set("ioas_id", a).set("iova", 1).set("length", ~0ull));
   EXPECT_EQ(ovf.obs.err, Errno::eoverflow);
 }
 
@@ -193,9 +210,15 @@ TEST(IoasUnmap, AllOnEmptySucceedsOtherwiseEnoent) {
 TEST(IovaRanges, EmsgsizeWritesNumBack) {
   Machine m = with_mem();
   const auto a = ioas_alloc(m);
-  ASSERT_EQ(m.execute(CallBuilder(OpId::add_reserved).set("id", a).set("start", 0x1000).set("length", 0x1000)).obs.err,
-            Errno::ok);
-  auto r = m.execute(CallBuilder(OpId::ioas_iova_ranges).set("ioas_id", a).set("num_iovas", 1).payload(std::vector<uint8_t>(16)));
+  ASSERT_EQ(
+      m.execute(
+           CallBuilder(OpId::add_reserved).set("id", a).set("start", 0x1000).set("length", 0x1000))
+          .obs.err,
+      Errno::ok);
+  auto r = m.execute(CallBuilder(OpId::ioas_iova_ranges)
+                         .set("ioas_id", a)
+                         .set("num_iovas", 1)
+                         .payload(std::vector<uint8_t>(16)));
   EXPECT_EQ(r.obs.err, Errno::emsgsize);
   uapi::iommu_ioas_iova_ranges s;
   std::memcpy(&s, r.obs.arg.data(), sizeof s);
@@ -205,24 +228,40 @@ TEST(AllowIovas, RangeRules) {
   Machine m = with_mem();
   const auto a = ioas_alloc(m);
   uapi::iommu_iova_range one{0x1000, 0x1000};
-  EXPECT_EQ(m.execute(CallBuilder(OpId::ioas_allow_iovas).set("ioas_id", a).set("num_iovas", 1).record(one)).obs.err,
-            Errno::einval);
+  EXPECT_EQ(
+      m.execute(
+           CallBuilder(OpId::ioas_allow_iovas).set("ioas_id", a).set("num_iovas", 1).record(one))
+          .obs.err,
+      Errno::einval);
   uapi::iommu_iova_range r1{0x1000, 0x2fff}, r2{0x2000, 0x3fff};
-  EXPECT_EQ(m.execute(CallBuilder(OpId::ioas_allow_iovas).set("ioas_id", a).set("num_iovas", 2).record(r1).record(r2))
+  EXPECT_EQ(m.execute(CallBuilder(OpId::ioas_allow_iovas)
+                          .set("ioas_id", a)
+                          .set("num_iovas", 2)
+                          .record(r1)
+                          .record(r2))
                 .obs.err,
             Errno::einval);
   mock_domain(m, a);
-  EXPECT_EQ(m.execute(CallBuilder(OpId::ioas_allow_iovas).set("ioas_id", a).set("num_iovas", 1).record(r1)).obs.err,
-            Errno::eaddrinuse);
+  EXPECT_EQ(
+      m.execute(
+           CallBuilder(OpId::ioas_allow_iovas).set("ioas_id", a).set("num_iovas", 1).record(r1))
+          .obs.err,
+      Errno::eaddrinuse);
 }
 
 // ---- OPTION ----
 TEST(Option, RlimitBusyWhenObjectsExist) {
   Machine m(Profile::linux_6_12);
-  EXPECT_EQ(m.execute(CallBuilder(OpId::option).set("option_id", 0).set("op", 0).set("val64", 1)).obs.err, Errno::ok);
+  EXPECT_EQ(
+      m.execute(CallBuilder(OpId::option).set("option_id", 0).set("op", 0).set("val64", 1)).obs.err,
+      Errno::ok);
   ioas_alloc(m);
-  EXPECT_EQ(m.execute(CallBuilder(OpId::option).set("option_id", 0).set("op", 0).set("val64", 0)).obs.err, Errno::ebusy);
-  EXPECT_EQ(m.execute(CallBuilder(OpId::option).set("option_id", 0).set("op", 0).set("val64", 2)).obs.err, Errno::ebusy);
+  EXPECT_EQ(
+      m.execute(CallBuilder(OpId::option).set("option_id", 0).set("op", 0).set("val64", 0)).obs.err,
+      Errno::ebusy);
+  EXPECT_EQ(
+      m.execute(CallBuilder(OpId::option).set("option_id", 0).set("op", 0).set("val64", 2)).obs.err,
+      Errno::ebusy);
   auto g = m.execute(CallBuilder(OpId::option).set("option_id", 0).set("op", 1));
   EXPECT_EQ(g.obs.err, Errno::ok);
   uapi::iommu_option o;
@@ -235,9 +274,14 @@ TEST(HwptAlloc, PtLookupIsEinvalNotEnoent) {
   Machine m(Profile::linux_6_12);
   const auto a = ioas_alloc(m);
   const auto d = mock_domain(m, a);
-  EXPECT_EQ(m.execute(CallBuilder(OpId::hwpt_alloc).set("dev_id", d.idev).set("pt_id", 999)).obs.err, Errno::einval);
-  EXPECT_EQ(m.execute(CallBuilder(OpId::hwpt_alloc).set("dev_id", a).set("pt_id", a)).obs.err, Errno::enoent);
-  EXPECT_EQ(m.execute(CallBuilder(OpId::hwpt_alloc).set("dev_id", d.idev).set("pt_id", d.idev)).obs.err, Errno::einval);
+  EXPECT_EQ(
+      m.execute(CallBuilder(OpId::hwpt_alloc).set("dev_id", d.idev).set("pt_id", 999)).obs.err,
+      Errno::einval);
+  EXPECT_EQ(m.execute(CallBuilder(OpId::hwpt_alloc).set("dev_id", a).set("pt_id", a)).obs.err,
+            Errno::enoent);
+  EXPECT_EQ(
+      m.execute(CallBuilder(OpId::hwpt_alloc).set("dev_id", d.idev).set("pt_id", d.idev)).obs.err,
+      Errno::einval);
 }
 TEST(HwptAlloc, FaultIdValidOnPagingDiffersByProfile) {
   for (auto p : {Profile::linux_6_12, Profile::linux_latest}) {
@@ -247,7 +291,11 @@ TEST(HwptAlloc, FaultIdValidOnPagingDiffersByProfile) {
     auto f = m.execute(CallBuilder(OpId::fault_queue_alloc));
     uapi::iommu_fault_alloc fa;
     std::memcpy(&fa, f.obs.arg.data(), sizeof fa);
-    auto r = m.execute(CallBuilder(OpId::hwpt_alloc).set("dev_id", d.idev).set("pt_id", a).set("flags", 4).set("fault_id", fa.out_fault_id));
+    auto r = m.execute(CallBuilder(OpId::hwpt_alloc)
+                           .set("dev_id", d.idev)
+                           .set("pt_id", a)
+                           .set("flags", 4)
+                           .set("fault_id", fa.out_fault_id));
     EXPECT_EQ(r.obs.err, p == Profile::linux_6_12 ? Errno::eopnotsupp : Errno::ok);
   }
 }
@@ -258,8 +306,15 @@ TEST(HwptAlloc, NestedRules) {
   const auto plain = hwpt_alloc(m, d.idev, a, 0);
   uapi::iommu_hwpt_selftest data{1};
   auto nested = [&](uint32_t parent, uint32_t type, uint32_t len, uint32_t flags = 0) {
-    return m.execute(CallBuilder(OpId::hwpt_alloc).set("dev_id", d.idev).set("pt_id", parent).set("flags", flags)
-                         .set("data_type", type).set("data_len", len).record(data)).obs.err;
+    return m
+        .execute(CallBuilder(OpId::hwpt_alloc)
+                     .set("dev_id", d.idev)
+                     .set("pt_id", parent)
+                     .set("flags", flags)
+                     .set("data_type", type)
+                     .set("data_len", len)
+                     .record(data))
+        .obs.err;
   };
   EXPECT_EQ(nested(d.hwpt, 0xdead, 4), Errno::einval); // auto domain parent
   EXPECT_EQ(nested(plain, 0xdead, 4), Errno::einval);  // no NEST_PARENT
@@ -279,14 +334,22 @@ TEST(HwptInvalidate, EntryNumCountsHandledEntries) {
   const auto p = hwpt_alloc(m, d.idev, a, 1);
   const auto n = hwpt_nested(m, d.idev, p, 7);
   uapi::iommu_hwpt_invalidate_selftest e0{0, 0}, bad{0, 4}, e2{0, 2};
-  auto r = m.execute(CallBuilder(OpId::hwpt_invalidate).set("hwpt_id", n).set("data_type", 0xdeadbeef)
-                         .set("entry_len", 8).set("entry_num", 3).record(e0).record(bad).record(e2));
+  auto r = m.execute(CallBuilder(OpId::hwpt_invalidate)
+                         .set("hwpt_id", n)
+                         .set("data_type", 0xdeadbeef)
+                         .set("entry_len", 8)
+                         .set("entry_num", 3)
+                         .record(e0)
+                         .record(bad)
+                         .record(e2));
   EXPECT_EQ(r.obs.err, Errno::einval);
   uapi::iommu_hwpt_invalidate s;
   std::memcpy(&s, r.obs.arg.data(), sizeof s);
   EXPECT_EQ(s.entry_num, 1u);
   auto check = [&](uint32_t id, uint32_t v) {
-    return m.execute(CallBuilder(OpId::md_check_iotlb).set("id", n).set("iotlb_id", id).set("iotlb", v)).obs.err;
+    return m
+        .execute(CallBuilder(OpId::md_check_iotlb).set("id", n).set("iotlb_id", id).set("iotlb", v))
+        .obs.err;
   };
   EXPECT_EQ(check(0, 0), Errno::ok);
   EXPECT_EQ(check(2, 7), Errno::ok);
@@ -296,7 +359,8 @@ TEST(HwptInvalidate, PagingHwptByProfile) {
     Machine m(p);
     const auto a = ioas_alloc(m);
     const auto d = mock_domain(m, a);
-    auto r = m.execute(CallBuilder(OpId::hwpt_invalidate).set("hwpt_id", d.hwpt).set("data_type", 0xdeadbeef));
+    auto r = m.execute(
+        CallBuilder(OpId::hwpt_invalidate).set("hwpt_id", d.hwpt).set("data_type", 0xdeadbeef));
     EXPECT_EQ(r.obs.err, p == Profile::linux_6_12 ? Errno::enoent : Errno::einval);
   }
 }
@@ -306,8 +370,13 @@ TEST(HwptInvalidate, AllFlagStillChecksTheId) {
   const auto d = mock_domain(m, a);
   const auto n = hwpt_nested(m, d.idev, hwpt_alloc(m, d.idev, a, 1));
   uapi::iommu_hwpt_invalidate_selftest e{1, 4};
-  EXPECT_EQ(m.execute(CallBuilder(OpId::hwpt_invalidate).set("hwpt_id", n).set("data_type", 0xdeadbeef)
-                          .set("entry_len", 8).set("entry_num", 1).record(e)).obs.err,
+  EXPECT_EQ(m.execute(CallBuilder(OpId::hwpt_invalidate)
+                          .set("hwpt_id", n)
+                          .set("data_type", 0xdeadbeef)
+                          .set("entry_len", 8)
+                          .set("entry_num", 1)
+                          .record(e))
+                .obs.err,
             Errno::einval);
 }
 
@@ -321,15 +390,21 @@ TEST(Replace, AwayFromAutoDomainDestroysIt) {
   EXPECT_EQ(r.obs.err, Errno::ok);
   EXPECT_EQ(m.object(d.hwpt), nullptr);
   EXPECT_EQ(destroy(m, p).obs.err, Errno::ebusy);
-  EXPECT_EQ(m.execute(CallBuilder(OpId::mock_domain_replace).set("id", d.idev).set("pt_id", p)).obs.err, Errno::enoent);
+  EXPECT_EQ(
+      m.execute(CallBuilder(OpId::mock_domain_replace).set("id", d.idev).set("pt_id", p)).obs.err,
+      Errno::enoent);
 }
 TEST(Attach, DirtyTrackingHwptRefusesNoDirtyDevice) {
   Machine m(Profile::linux_6_12);
   const auto a = ioas_alloc(m);
   const auto d = mock_domain(m, a);
   const auto h = hwpt_alloc(m, d.idev, a, 2);
-  EXPECT_EQ(m.execute(CallBuilder(OpId::mock_domain_flags).set("id", h).set("dev_flags", 1)).obs.err, Errno::einval);
-  EXPECT_EQ(m.execute(CallBuilder(OpId::mock_domain_flags).set("id", a).set("dev_flags", 8)).obs.err, Errno::einval);
+  EXPECT_EQ(
+      m.execute(CallBuilder(OpId::mock_domain_flags).set("id", h).set("dev_flags", 1)).obs.err,
+      Errno::einval);
+  EXPECT_EQ(
+      m.execute(CallBuilder(OpId::mock_domain_flags).set("id", a).set("dev_flags", 8)).obs.err,
+      Errno::einval);
 }
 
 // ---- faults ----
@@ -342,13 +417,25 @@ TEST(Fault, QueueReadRespond) {
   std::memcpy(&fa, f.obs.arg.data(), sizeof fa);
   const auto p = hwpt_alloc(m, d.idev, a, 1);
   uapi::iommu_hwpt_selftest data{0};
-  auto n = m.execute(CallBuilder(OpId::hwpt_alloc).set("dev_id", d.idev).set("pt_id", p).set("flags", 4)
-                         .set("fault_id", fa.out_fault_id).set("data_type", 0xdead).set("data_len", 4).record(data));
+  auto n = m.execute(CallBuilder(OpId::hwpt_alloc)
+                         .set("dev_id", d.idev)
+                         .set("pt_id", p)
+                         .set("flags", 4)
+                         .set("fault_id", fa.out_fault_id)
+                         .set("data_type", 0xdead)
+                         .set("data_len", 4)
+                         .record(data));
   ASSERT_EQ(n.obs.err, Errno::ok);
   uapi::iommu_hwpt_alloc na;
   std::memcpy(&na, n.obs.arg.data(), sizeof na);
-  ASSERT_EQ(m.execute(CallBuilder(OpId::mock_domain_replace).set("id", d.stdev).set("pt_id", na.out_hwpt_id)).obs.err, Errno::ok);
-  ASSERT_EQ(m.execute(CallBuilder(OpId::trigger_iopf).set("dev_id", d.idev).set("addr", 0x1000)).obs.err, Errno::ok);
+  ASSERT_EQ(
+      m.execute(
+           CallBuilder(OpId::mock_domain_replace).set("id", d.stdev).set("pt_id", na.out_hwpt_id))
+          .obs.err,
+      Errno::ok);
+  ASSERT_EQ(
+      m.execute(CallBuilder(OpId::trigger_iopf).set("dev_id", d.idev).set("addr", 0x1000)).obs.err,
+      Errno::ok);
   auto rd = m.execute(CallBuilder(OpId::fault_read).set("fd", fa.out_fault_fd).set("count", 4));
   ASSERT_EQ(rd.obs.err, Errno::ok);
   ASSERT_EQ(rd.obs.payload.size(), sizeof(uapi::iommu_hwpt_pgfault));
@@ -358,8 +445,16 @@ TEST(Fault, QueueReadRespond) {
   EXPECT_EQ(rec.addr, 0x1000u);
   EXPECT_EQ(rec.flags, 2u); // LAST_PAGE, no PASID
   uapi::iommu_hwpt_page_response bad{9, 0}, good{1, 0};
-  EXPECT_EQ(m.execute(CallBuilder(OpId::fault_respond).set("fd", fa.out_fault_fd).set("count", 1).record(bad)).obs.err, Errno::einval);
-  EXPECT_EQ(m.execute(CallBuilder(OpId::fault_respond).set("fd", fa.out_fault_fd).set("count", 1).record(good)).obs.err, Errno::ok);
+  EXPECT_EQ(
+      m.execute(
+           CallBuilder(OpId::fault_respond).set("fd", fa.out_fault_fd).set("count", 1).record(bad))
+          .obs.err,
+      Errno::einval);
+  EXPECT_EQ(
+      m.execute(
+           CallBuilder(OpId::fault_respond).set("fd", fa.out_fault_fd).set("count", 1).record(good))
+          .obs.err,
+      Errno::ok);
   EXPECT_EQ(destroy(m, fa.out_fault_id).obs.err, Errno::ebusy); // the fd and the HWPT hold it
 }
 
@@ -369,17 +464,32 @@ TEST(Viommu, VdeviceAndInvalidation) {
   const auto a = ioas_alloc(m);
   const auto d = mock_domain(m, a);
   const auto p = hwpt_alloc(m, d.idev, a, 1);
-  auto v = m.execute(CallBuilder(OpId::viommu_alloc).set("type", 0xdeadbeef).set("dev_id", d.idev).set("hwpt_id", p));
+  auto v = m.execute(CallBuilder(OpId::viommu_alloc)
+                         .set("type", 0xdeadbeef)
+                         .set("dev_id", d.idev)
+                         .set("hwpt_id", p));
   ASSERT_EQ(v.obs.err, Errno::ok);
   uapi::iommu_viommu_alloc va;
   std::memcpy(&va, v.obs.arg.data(), sizeof va);
-  auto vd = m.execute(CallBuilder(OpId::vdevice_alloc).set("viommu_id", va.out_viommu_id).set("dev_id", d.idev).set("virt_id", 0x99));
+  auto vd = m.execute(CallBuilder(OpId::vdevice_alloc)
+                          .set("viommu_id", va.out_viommu_id)
+                          .set("dev_id", d.idev)
+                          .set("virt_id", 0x99));
   ASSERT_EQ(vd.obs.err, Errno::ok);
-  EXPECT_EQ(m.execute(CallBuilder(OpId::vdevice_alloc).set("viommu_id", va.out_viommu_id).set("dev_id", d.idev).set("virt_id", 0x98)).obs.err,
+  EXPECT_EQ(m.execute(CallBuilder(OpId::vdevice_alloc)
+                          .set("viommu_id", va.out_viommu_id)
+                          .set("dev_id", d.idev)
+                          .set("virt_id", 0x98))
+                .obs.err,
             Errno::eexist);
   uapi::iommu_viommu_invalidate_selftest e1{0, 0x99, 1}, e2{0, 0x77, 2};
-  auto r = m.execute(CallBuilder(OpId::hwpt_invalidate).set("hwpt_id", va.out_viommu_id).set("data_type", 0xdeadbeef)
-                         .set("entry_len", 12).set("entry_num", 2).record(e1).record(e2));
+  auto r = m.execute(CallBuilder(OpId::hwpt_invalidate)
+                         .set("hwpt_id", va.out_viommu_id)
+                         .set("data_type", 0xdeadbeef)
+                         .set("entry_len", 12)
+                         .set("entry_num", 2)
+                         .record(e1)
+                         .record(e2));
   EXPECT_EQ(r.obs.err, Errno::einval);
   uapi::iommu_hwpt_invalidate s;
   std::memcpy(&s, r.obs.arg.data(), sizeof s);
@@ -404,21 +514,36 @@ TEST(Veventq, SequenceAndLostEvents) {
   const auto a = ioas_alloc(m);
   const auto d = mock_domain(m, a);
   const auto p = hwpt_alloc(m, d.idev, a, 1);
-  auto v = m.execute(CallBuilder(OpId::viommu_alloc).set("type", 0xdeadbeef).set("dev_id", d.idev).set("hwpt_id", p));
+  auto v = m.execute(CallBuilder(OpId::viommu_alloc)
+                         .set("type", 0xdeadbeef)
+                         .set("dev_id", d.idev)
+                         .set("hwpt_id", p));
   uapi::iommu_viommu_alloc va;
   std::memcpy(&va, v.obs.arg.data(), sizeof va);
-  ASSERT_EQ(m.execute(CallBuilder(OpId::vdevice_alloc).set("viommu_id", va.out_viommu_id).set("dev_id", d.idev).set("virt_id", 0x99)).obs.err, Errno::ok);
+  ASSERT_EQ(m.execute(CallBuilder(OpId::vdevice_alloc)
+                          .set("viommu_id", va.out_viommu_id)
+                          .set("dev_id", d.idev)
+                          .set("virt_id", 0x99))
+                .obs.err,
+            Errno::ok);
   const auto n = hwpt_nested(m, d.idev, va.out_viommu_id);
-  ASSERT_EQ(m.execute(CallBuilder(OpId::mock_domain_replace).set("id", d.stdev).set("pt_id", n)).obs.err, Errno::ok);
-  auto q = m.execute(CallBuilder(OpId::veventq_alloc).set("viommu_id", va.out_viommu_id).set("type", 0xbeefbeef).set("veventq_depth", 2));
+  ASSERT_EQ(
+      m.execute(CallBuilder(OpId::mock_domain_replace).set("id", d.stdev).set("pt_id", n)).obs.err,
+      Errno::ok);
+  auto q = m.execute(CallBuilder(OpId::veventq_alloc)
+                         .set("viommu_id", va.out_viommu_id)
+                         .set("type", 0xbeefbeef)
+                         .set("veventq_depth", 2));
   ASSERT_EQ(q.obs.err, Errno::ok);
   uapi::iommu_veventq_alloc qa;
   std::memcpy(&qa, q.obs.arg.data(), sizeof qa);
   uapi::test_trigger_vevent tv{d.idev};
   auto trig = CallBuilder(OpId::trigger_vevent).call();
   std::memcpy(trig.arg.data() + 16, &tv, 4);
-  for (int i = 0; i < 3; ++i) ASSERT_EQ(m.execute(trig).obs.err, Errno::ok);
-  auto rd = m.execute(CallBuilder(OpId::veventq_read).set("fd", qa.out_veventq_fd).set("count", 64));
+  for (int i = 0; i < 3; ++i)
+    ASSERT_EQ(m.execute(trig).obs.err, Errno::ok);
+  auto rd =
+      m.execute(CallBuilder(OpId::veventq_read).set("fd", qa.out_veventq_fd).set("count", 64));
   ASSERT_EQ(rd.obs.payload.size(), 12u + 12u + 8u);
   uapi::iommufd_vevent_header h0, h2;
   uint32_t vid;
@@ -426,7 +551,7 @@ TEST(Veventq, SequenceAndLostEvents) {
   std::memcpy(&vid, rd.obs.payload.data() + 8, 4);
   std::memcpy(&h2, rd.obs.payload.data() + 24, 8);
   EXPECT_EQ(h0.sequence, 0u);
-  EXPECT_EQ(vid, 0x99u); // the virtual ID reaches the VMM, not the physical one
+  EXPECT_EQ(vid, 0x99u);   // the virtual ID reaches the VMM, not the physical one
   EXPECT_EQ(h2.flags, 1u); // LOST_EVENTS
   EXPECT_EQ(h2.sequence, 2u);
 }

@@ -7,12 +7,12 @@
 // - the dependency graph stays acyclic and teardown order covers every live object;
 // - mappings never overlap each other or a reserved range, respect the IOAS alignment, and
 //   automatically placed ones stay inside the allowed ranges.
+#include "harness.h"
+#include "iommufd/uapi_structs.h"
+
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 #include <rapidcheck/state.h>
-
-#include "harness.h"
-#include "iommufd/uapi_structs.h"
 
 namespace iommuspec::test {
 namespace {
@@ -31,7 +31,9 @@ struct Sut {
 
 using Cmd = rc::state::Command<Model, Sut>;
 
-uint32_t pick(const Sut& s, size_t handle) { return handle < s.ids.size() ? s.ids[handle] : 0; }
+uint32_t pick(const Sut& s, size_t handle) {
+  return handle < s.ids.size() ? s.ids[handle] : 0;
+}
 
 rc::Gen<size_t> handle(const Model& m) {
   return m.handles ? rc::gen::inRange<size_t>(0, m.handles + 1) : rc::gen::just<size_t>(0);
@@ -55,7 +57,8 @@ void check_invariants(const Machine& m) {
       RC_ASSERT(first || a.start > prev_last); // disjoint, sorted
       RC_ASSERT((a.start % align) == 0);
       RC_ASSERT(((a.last + 1) % align) == 0);
-      for (const auto& r : ioas.reserved) RC_ASSERT(!r.range.overlaps({a.start, a.last}));
+      for (const auto& r : ioas.reserved)
+        RC_ASSERT(!r.range.overlaps({a.start, a.last}));
       prev_last = a.last;
       first = false;
     }
@@ -100,15 +103,22 @@ struct MockDomain : Cmd {
   void apply(Model& m) const override { m.handles += 3; }
   void run(const Model&, Sut& s) const override {
     const auto before = s.m.live_ids();
-    const auto r = s.m.execute(CallBuilder(OpId::mock_domain_flags).set("id", pick(s, pt)).set("dev_flags", flags));
+    const auto r = s.m.execute(
+        CallBuilder(OpId::mock_domain_flags).set("id", pick(s, pt)).set("dev_flags", flags));
     const auto c = as<uapi::iommu_test_cmd>(r);
     if (r.obs.err != Errno::ok) return record(s, before, {0, 0, 0});
     // The HWPT is fresh only when an automatic one was made.
-    const bool existing = std::find(before.begin(), before.end(), c.mock_domain.out_hwpt_id) != before.end();
-    record(s, before, {c.mock_domain.out_stdev_id, existing ? 0u : c.mock_domain.out_hwpt_id, c.mock_domain.out_idev_id});
-    if (existing) s.ids.back() = c.mock_domain.out_idev_id, s.ids[s.ids.size() - 2] = c.mock_domain.out_hwpt_id;
+    const bool existing =
+        std::find(before.begin(), before.end(), c.mock_domain.out_hwpt_id) != before.end();
+    record(s, before,
+           {c.mock_domain.out_stdev_id, existing ? 0u : c.mock_domain.out_hwpt_id,
+            c.mock_domain.out_idev_id});
+    if (existing)
+      s.ids.back() = c.mock_domain.out_idev_id, s.ids[s.ids.size() - 2] = c.mock_domain.out_hwpt_id;
   }
-  void show(std::ostream& os) const override { os << "mock_domain_flags id=h" << pt << " dev_flags=" << flags; }
+  void show(std::ostream& os) const override {
+    os << "mock_domain_flags id=h" << pt << " dev_flags=" << flags;
+  }
 };
 
 struct HwptAlloc : Cmd {
@@ -122,13 +132,16 @@ struct HwptAlloc : Cmd {
   void run(const Model&, Sut& s) const override {
     const auto before = s.m.live_ids();
     CallBuilder c(OpId::hwpt_alloc);
-    c.set("dev_id", pick(s, dev)).set("pt_id", pick(s, pt)).set("flags", nested ? flags & 4 : flags);
+    c.set("dev_id", pick(s, dev))
+        .set("pt_id", pick(s, pt))
+        .set("flags", nested ? flags & 4 : flags);
     if (nested) c.set("data_type", 0xdead).set("data_len", 4).record(uapi::iommu_hwpt_selftest{7});
     const auto r = s.m.execute(c);
     record(s, before, {r.obs.err == Errno::ok ? as<uapi::iommu_hwpt_alloc>(r).out_hwpt_id : 0u});
   }
   void show(std::ostream& os) const override {
-    os << "hwpt_alloc dev_id=h" << dev << " pt_id=h" << pt << " flags=" << flags << (nested ? " nested" : "");
+    os << "hwpt_alloc dev_id=h" << dev << " pt_id=h" << pt << " flags=" << flags
+       << (nested ? " nested" : "");
   }
 };
 
@@ -136,10 +149,13 @@ struct Replace : Cmd {
   size_t stdev, pt;
   explicit Replace(const Model& m) : stdev(*handle(m)), pt(*handle(m)) {}
   void run(const Model&, Sut& s) const override {
-    s.m.execute(CallBuilder(OpId::mock_domain_replace).set("id", pick(s, stdev)).set("pt_id", pick(s, pt)));
+    s.m.execute(
+        CallBuilder(OpId::mock_domain_replace).set("id", pick(s, stdev)).set("pt_id", pick(s, pt)));
     check_invariants(s.m);
   }
-  void show(std::ostream& os) const override { os << "mock_domain_replace id=h" << stdev << " pt_id=h" << pt; }
+  void show(std::ostream& os) const override {
+    os << "mock_domain_replace id=h" << stdev << " pt_id=h" << pt;
+  }
 };
 
 struct Map : Cmd {
@@ -148,26 +164,34 @@ struct Map : Cmd {
   uint64_t iova, length, offset;
   explicit Map(const Model& m)
       : ioas(*handle(m)), fixed(*rc::gen::arbitrary<bool>()),
-        iova(*rc::gen::element<uint64_t>(0, 0x1000, 0x800, 0x1000000, 0x1001000, 0x7ffff000, 0x80000000)),
+        iova(*rc::gen::element<uint64_t>(0, 0x1000, 0x800, 0x1000000, 0x1001000, 0x7ffff000,
+                                         0x80000000)),
         length(*rc::gen::element<uint64_t>(0x800, 0x1000, 0x3000, 0x10000)),
         offset(*rc::gen::element<uint64_t>(0, 0x800, 0x1000)) {}
   void run(const Model&, Sut& s) const override {
     const uint32_t id = pick(s, ioas);
     const auto* o = s.m.object(id);
     std::vector<Range> allowed;
-    if (o && o->type == iommufd::ObjType::ioas) allowed = std::get<iommufd::IoasState>(o->data).allowed;
-    const auto r = s.m.execute(CallBuilder(OpId::ioas_map).set("ioas_id", id).set("flags", (fixed ? 1 : 0) | 2 | 4)
-                                   .set("iova", iova).set("length", length).set("user_va", kMem + offset));
+    if (o && o->type == iommufd::ObjType::ioas)
+      allowed = std::get<iommufd::IoasState>(o->data).allowed;
+    const auto r = s.m.execute(CallBuilder(OpId::ioas_map)
+                                   .set("ioas_id", id)
+                                   .set("flags", (fixed ? 1 : 0) | 2 | 4)
+                                   .set("iova", iova)
+                                   .set("length", length)
+                                   .set("user_va", kMem + offset));
     if (r.obs.err == Errno::ok && !fixed && !allowed.empty()) {
       const auto got = as<uapi::iommu_ioas_map>(r).iova;
       bool inside = false;
-      for (const auto& a : allowed) inside |= a.contains(Range{got, got + length - 1});
+      for (const auto& a : allowed)
+        inside |= a.contains(Range{got, got + length - 1});
       RC_ASSERT(inside);
     }
     check_invariants(s.m);
   }
   void show(std::ostream& os) const override {
-    os << "ioas_map ioas_id=h" << ioas << (fixed ? " fixed" : "") << " iova=" << iova << " length=" << length;
+    os << "ioas_map ioas_id=h" << ioas << (fixed ? " fixed" : "") << " iova=" << iova
+       << " length=" << length;
   }
 };
 
@@ -178,10 +202,15 @@ struct Unmap : Cmd {
       : ioas(*handle(m)), iova(*rc::gen::element<uint64_t>(0, 0x1000, 0x1000000)),
         length(*rc::gen::element<uint64_t>(0x1000, 0x10000, 0x7fffffff, ~0ull)) {}
   void run(const Model&, Sut& s) const override {
-    s.m.execute(CallBuilder(OpId::ioas_unmap).set("ioas_id", pick(s, ioas)).set("iova", iova).set("length", length));
+    s.m.execute(CallBuilder(OpId::ioas_unmap)
+                    .set("ioas_id", pick(s, ioas))
+                    .set("iova", iova)
+                    .set("length", length));
     check_invariants(s.m);
   }
-  void show(std::ostream& os) const override { os << "ioas_unmap ioas_id=h" << ioas << " iova=" << iova << " length=" << length; }
+  void show(std::ostream& os) const override {
+    os << "ioas_unmap ioas_id=h" << ioas << " iova=" << iova << " length=" << length;
+  }
 };
 
 struct AllowIovas : Cmd {
@@ -190,11 +219,15 @@ struct AllowIovas : Cmd {
   explicit AllowIovas(const Model& m)
       : ioas(*handle(m)), start(*rc::gen::element<uint64_t>(0x2000000, 0x10000000, 0x100000000)) {}
   void run(const Model&, Sut& s) const override {
-    s.m.execute(CallBuilder(OpId::ioas_allow_iovas).set("ioas_id", pick(s, ioas)).set("num_iovas", 1)
+    s.m.execute(CallBuilder(OpId::ioas_allow_iovas)
+                    .set("ioas_id", pick(s, ioas))
+                    .set("num_iovas", 1)
                     .record(uapi::iommu_iova_range{start, start + 0xfffff}));
     check_invariants(s.m);
   }
-  void show(std::ostream& os) const override { os << "ioas_allow_iovas ioas_id=h" << ioas << " start=" << start; }
+  void show(std::ostream& os) const override {
+    os << "ioas_allow_iovas ioas_id=h" << ioas << " start=" << start;
+  }
 };
 
 struct AddReserved : Cmd {
@@ -203,10 +236,15 @@ struct AddReserved : Cmd {
   explicit AddReserved(const Model& m)
       : ioas(*handle(m)), start(*rc::gen::element<uint64_t>(0x1000, 0x1000000, 0x2000000)) {}
   void run(const Model&, Sut& s) const override {
-    s.m.execute(CallBuilder(OpId::add_reserved).set("id", pick(s, ioas)).set("start", start).set("length", 0x10000));
+    s.m.execute(CallBuilder(OpId::add_reserved)
+                    .set("id", pick(s, ioas))
+                    .set("start", start)
+                    .set("length", 0x10000));
     check_invariants(s.m);
   }
-  void show(std::ostream& os) const override { os << "add_reserved id=h" << ioas << " start=" << start; }
+  void show(std::ostream& os) const override {
+    os << "add_reserved id=h" << ioas << " start=" << start;
+  }
 };
 
 struct Destroy : Cmd {
@@ -218,9 +256,12 @@ struct Destroy : Cmd {
     const bool live = o && !o->tombstone;
     const uint32_t users = s.m.users(id);
     const auto r = destroy(s.m, id);
-    if (!live) RC_ASSERT(r.obs.err == Errno::enoent);
-    else if (users) RC_ASSERT(r.obs.err == Errno::ebusy);
-    else RC_ASSERT(r.obs.err == Errno::ok);
+    if (!live)
+      RC_ASSERT(r.obs.err == Errno::enoent);
+    else if (users)
+      RC_ASSERT(r.obs.err == Errno::ebusy);
+    else
+      RC_ASSERT(r.obs.err == Errno::ok);
     if (r.obs.err == Errno::ok) RC_ASSERT(s.m.object(id) == nullptr || s.m.object(id)->tombstone);
     if (r.obs.err == Errno::ebusy) RC_ASSERT(s.m.object(id) != nullptr);
     check_invariants(s.m);

@@ -1,12 +1,11 @@
 // Report writers: the results.json contract of DESIGN.md, JUnit structure, atomic writes.
-#include <gtest/gtest.h>
+#include "results.h"
 
 #include <filesystem>
 #include <fstream>
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <sstream>
-
-#include "results.h"
 
 namespace iommuspec::results {
 namespace {
@@ -17,7 +16,9 @@ Run sample() {
   r.target = "model";
   r.profile = "linux-6.12";
   r.fingerprint = {{"kernel", "6.12.117"}};
-  ScenarioResult a{"a", "a.scn", {"X.ok"}, "pass", 0.5, "", "", {{1, "1: destroy id=A", "ok", "ok", "X.ok", "pass", ""}}};
+  ScenarioResult a{
+      "a", "a.scn", {"X.ok"}, "pass",
+      0.5, "",      "",       {{1, "1: destroy id=A", "ok", "ok", "X.ok", "pass", ""}}};
   ScenarioResult b{"b<&>", "b.scn", {"X.fail", "X.ok"}, "fail", 0.25, "step 1: bad", "", {}};
   ScenarioResult c{"c", "c.scn", {"X.unsup"}, "unsupported", 0, "lacks viommu", "", {}};
   r.scenarios = {a, b, c};

@@ -1,13 +1,12 @@
 // The runner judges targets: deliberately wrong targets must be caught with the clause
 // that they break; a crashing target is an error and the run goes on with a fresh one.
-#include <gtest/gtest.h>
-
-#include <functional>
-
 #include "harness.h"
 #include "iommufd/uapi_structs.h"
 #include "scenario/encode.h"
 #include "scenario/scenario.h"
+
+#include <functional>
+#include <gtest/gtest.h>
 
 namespace iommuspec::conformance {
 namespace {
@@ -18,7 +17,8 @@ using iommufd::Observation;
 class LyingTarget : public Target {
 public:
   using Hook = std::function<void(const iommufd::Call&, Observation&, int step)>;
-  explicit LyingTarget(Hook h) : inner_(make_model_target(iommufd::Profile::linux_6_12)), hook_(h) {}
+  explicit LyingTarget(Hook h)
+      : inner_(make_model_target(iommufd::Profile::linux_6_12)), hook_(h) {}
   TargetInfo info() const override {
     auto i = inner_->info();
     i.name = "liar";
@@ -98,18 +98,20 @@ TEST(Runner, ReusedLiveIdIsCaught) {
       std::memcpy(o.arg.data() + 8, &one, 4);
     }
   });
-  const auto r = run_scenario(parse_ok("iommufd ids\nclauses = IOMMUFD.IOAS_ALLOC.ok\n"
-                                       "1: ioas_alloc out_ioas_id=A\n2: ioas_alloc out_ioas_id=B\n"),
-                              t, iommufd::Profile::linux_6_12);
+  const auto r =
+      run_scenario(parse_ok("iommufd ids\nclauses = IOMMUFD.IOAS_ALLOC.ok\n"
+                            "1: ioas_alloc out_ioas_id=A\n2: ioas_alloc out_ioas_id=B\n"),
+                   t, iommufd::Profile::linux_6_12);
   EXPECT_EQ(r.verdict, "fail");
   EXPECT_NE(r.message.find("fresh"), std::string::npos) << r.message;
 }
 
 TEST(Runner, IovaOutsideTheAllowedSlotsIsCaughtAndOthersAreFollowed) {
-  const char* text = "iommufd alloc\nclauses = IOMMUFD.IOAS_MAP.alloc_ok\n{\n  mem M 0x10000\n}\n"
-                     "1: ioas_alloc out_ioas_id=A\n"
-                     "2: ioas_map ioas_id=A flags=readable user_va=M length=0x1000\n"
-                     "3: ioas_map ioas_id=A flags=readable|fixed_iova user_va=M iova=0x500000 length=0x1000\n";
+  const char* text =
+      "iommufd alloc\nclauses = IOMMUFD.IOAS_MAP.alloc_ok\n{\n  mem M 0x10000\n}\n"
+      "1: ioas_alloc out_ioas_id=A\n"
+      "2: ioas_map ioas_id=A flags=readable user_va=M length=0x1000\n"
+      "3: ioas_map ioas_id=A flags=readable|fixed_iova user_va=M iova=0x500000 length=0x1000\n";
   auto with_iova = [&](uint64_t iova) {
     LyingTarget t([iova](const iommufd::Call& c, Observation& o, int step) {
       if (c.op == iommufd::OpId::ioas_map && step == 2) std::memcpy(o.arg.data() + 32, &iova, 8);
@@ -128,19 +130,23 @@ TEST(Runner, IovaOutsideTheAllowedSlotsIsCaughtAndOthersAreFollowed) {
 
 TEST(Runner, PinnedExpectationThatTheModelRejectsIsAnError) {
   auto t = make_model_target(iommufd::Profile::linux_6_12);
-  const auto r = run_scenario(parse_ok("iommufd pin\nclauses = IOMMUFD.DESTROY.enoent\n1: destroy id=5 -> ok\n"),
-                              *t, iommufd::Profile::linux_6_12);
+  const auto r = run_scenario(
+      parse_ok("iommufd pin\nclauses = IOMMUFD.DESTROY.enoent\n1: destroy id=5 -> ok\n"), *t,
+      iommufd::Profile::linux_6_12);
   EXPECT_EQ(r.verdict, "error");
   EXPECT_NE(r.message.find("model disagrees"), std::string::npos);
 }
 
 TEST(Runner, UnsupportedWhenProfileOrFeatureIsMissing) {
   auto t = make_model_target(iommufd::Profile::linux_6_12);
-  const auto r1 = run_scenario(parse_ok("iommufd p\nclauses = IOMMUFD.DESTROY.ok\nprofile = linux-latest\n1: destroy id=1\n"),
-                               *t, iommufd::Profile::linux_6_12);
+  const auto r1 = run_scenario(
+      parse_ok(
+          "iommufd p\nclauses = IOMMUFD.DESTROY.ok\nprofile = linux-latest\n1: destroy id=1\n"),
+      *t, iommufd::Profile::linux_6_12);
   EXPECT_EQ(r1.verdict, "unsupported");
-  const auto r2 = run_scenario(parse_ok("iommufd f\nclauses = IOMMUFD.DESTROY.ok\nfeatures = viommu\n1: destroy id=1\n"),
-                               *t, iommufd::Profile::linux_6_12);
+  const auto r2 = run_scenario(
+      parse_ok("iommufd f\nclauses = IOMMUFD.DESTROY.ok\nfeatures = viommu\n1: destroy id=1\n"), *t,
+      iommufd::Profile::linux_6_12);
   EXPECT_EQ(r2.verdict, "unsupported");
   EXPECT_NE(r2.message.find("viommu"), std::string::npos);
 }
@@ -150,11 +156,14 @@ TEST(Runner, UnsupportedWhenProfileOrFeatureIsMissing) {
 class CrashingTarget : public Target {
 public:
   explicit CrashingTarget(int* made) { ++*made; }
-  TargetInfo info() const override { return {"crasher", {}, scenario::known_features(), iommufd::Profile::linux_6_12}; }
+  TargetInfo info() const override {
+    return {"crasher", {}, scenario::known_features(), iommufd::Profile::linux_6_12};
+  }
   void reset() override { calls_ = 0; }
   uint64_t mem(uint64_t) override { return 0x7f0000000000ull; }
   Observation execute(const iommufd::Call& c) override {
-    if (++calls_ == 2 && c.op == iommufd::OpId::destroy) throw TargetError("target died", "kernel BUG at x.c:1");
+    if (++calls_ == 2 && c.op == iommufd::OpId::destroy)
+      throw TargetError("target died", "kernel BUG at x.c:1");
     return model_.execute(c).obs;
   }
 
@@ -165,12 +174,14 @@ private:
 
 TEST(Runner, CrashIsAnErrorWithLogAndTheRunGoesOn) {
   std::vector<scenario::Scenario> scs = {
-      parse_ok("iommufd a\nclauses = IOMMUFD.DESTROY.ok\n1: ioas_alloc out_ioas_id=A\n2: destroy id=A\n"),
+      parse_ok("iommufd a\nclauses = IOMMUFD.DESTROY.ok\n1: ioas_alloc out_ioas_id=A\n2: destroy "
+               "id=A\n"),
       parse_ok("iommufd b\nclauses = IOMMUFD.IOAS_ALLOC.ok\n1: ioas_alloc out_ioas_id=A\n")};
   int made = 0;
   RunOptions o;
   o.profile = iommufd::Profile::linux_6_12;
-  const auto run = run_all(scs, [&] { return std::make_unique<CrashingTarget>(&made); }, o);
+  const auto run = run_all(
+      scs, [&] { return std::make_unique<CrashingTarget>(&made); }, o);
   ASSERT_EQ(run.scenarios.size(), 2u);
   EXPECT_EQ(run.scenarios[0].verdict, "error");
   EXPECT_EQ(run.scenarios[0].log, "kernel BUG at x.c:1");
@@ -181,15 +192,18 @@ TEST(Runner, CrashIsAnErrorWithLogAndTheRunGoesOn) {
 TEST(Runner, ShardsPartitionTheSuite) {
   std::vector<scenario::Scenario> scs;
   for (int i = 0; i < 7; ++i)
-    scs.push_back(parse_ok("iommufd s" + std::to_string(i) + "\nclauses = IOMMUFD.IOAS_ALLOC.ok\n1: ioas_alloc out_ioas_id=A\n"));
+    scs.push_back(parse_ok("iommufd s" + std::to_string(i) +
+                           "\nclauses = IOMMUFD.IOAS_ALLOC.ok\n1: ioas_alloc out_ioas_id=A\n"));
   std::set<std::string> seen;
   size_t total = 0;
   for (int k = 0; k < 3; ++k) {
     RunOptions o;
     o.shard_index = k;
     o.shard_count = 3;
-    const auto run = run_all(scs, [] { return make_model_target(iommufd::Profile::linux_latest); }, o);
-    for (const auto& s : run.scenarios) seen.insert(s.id);
+    const auto run = run_all(
+        scs, [] { return make_model_target(iommufd::Profile::linux_latest); }, o);
+    for (const auto& s : run.scenarios)
+      seen.insert(s.id);
     total += run.scenarios.size();
   }
   EXPECT_EQ(total, 7u);

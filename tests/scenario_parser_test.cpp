@@ -1,10 +1,10 @@
 // The scenario parser: every malformed input gets file:line:col and a message; the printer
 // round-trips the hand-written suites.
-#include <gtest/gtest.h>
-
 #include "runner/runner.h"
 #include "scenario/encode.h"
 #include "scenario/scenario.h"
+
+#include <gtest/gtest.h>
 
 namespace iommuspec::scenario {
 namespace {
@@ -40,8 +40,7 @@ constexpr const char* kHead = "iommufd x\nclauses = IOMMUFD.DESTROY.ok\n";
 INSTANTIATE_TEST_SUITE_P(
     Malformed, ParserErrors,
     ::testing::Values(
-        Bad{"", 1, 1, "empty scenario"},
-        Bad{"123 x\n", 1, 1, "expected the area"},
+        Bad{"", 1, 1, "empty scenario"}, Bad{"123 x\n", 1, 1, "expected the area"},
         Bad{"iommufd\n", 1, 8, "expected the scenario id"},
         Bad{"iommufd x\n\"unterminated\n", 2, 1, "unterminated description"},
         Bad{"iommufd x\nclauses IOMMUFD.DESTROY.ok\n1: destroy id=1\n", 2, 9, "expected '='"},
@@ -57,17 +56,25 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{"iommufd x\nclauses = IOMMUFD.DESTROY.ok\n1: destroy id=0x\n", 3, 17, "hex digits"},
         Bad{"iommufd x\nclauses = IOMMUFD.DESTROY.ok\n1: destroy id=0x1ffffffffffffffff\n", 3, 15,
             "64 bits"},
-        Bad{"iommufd x\nclauses = IOMMUFD.DESTROY.ok\n1: destroy id=[1, 2\n", 3, 20, "expected ',' or ']'"},
-        Bad{"iommufd x\nclauses = IOMMUFD.DESTROY.ok\n1: destroy id=1 -> \n", 3, 20, "'ok' or an errno"},
-        Bad{"iommufd x\nclauses = IOMMUFD.DESTROY.ok\n1: destroy id=1 -> EWHAT\n", 3, 17, "not 'ok' nor an errno"},
-        Bad{"iommufd x\nclauses = IOMMUFD.DESTROY.ok\n1: frobnicate id=1\n", 3, 1, "unknown operation"},
-        Bad{"iommufd x\nclauses = IOMMUFD.DESTROY.ok\n1: destroy ioas_id=1\n", 3, 12, "no argument 'ioas_id'"},
-        Bad{"iommufd x\nclauses = IOMMUFD.DESTROY.ok\n1: destroy id=A\n", 3, 12, "not a bound name"},
-        Bad{"iommufd x\nclauses = IOMMUFD.DESTROY.ok\n1: ioas_alloc out_ioas_id=A\n2: ioas_alloc out_ioas_id=A\n",
+        Bad{"iommufd x\nclauses = IOMMUFD.DESTROY.ok\n1: destroy id=[1, 2\n", 3, 20,
+            "expected ',' or ']'"},
+        Bad{"iommufd x\nclauses = IOMMUFD.DESTROY.ok\n1: destroy id=1 -> \n", 3, 20,
+            "'ok' or an errno"},
+        Bad{"iommufd x\nclauses = IOMMUFD.DESTROY.ok\n1: destroy id=1 -> EWHAT\n", 3, 17,
+            "not 'ok' nor an errno"},
+        Bad{"iommufd x\nclauses = IOMMUFD.DESTROY.ok\n1: frobnicate id=1\n", 3, 1,
+            "unknown operation"},
+        Bad{"iommufd x\nclauses = IOMMUFD.DESTROY.ok\n1: destroy ioas_id=1\n", 3, 12,
+            "no argument 'ioas_id'"},
+        Bad{"iommufd x\nclauses = IOMMUFD.DESTROY.ok\n1: destroy id=A\n", 3, 12,
+            "not a bound name"},
+        Bad{"iommufd x\nclauses = IOMMUFD.DESTROY.ok\n1: ioas_alloc out_ioas_id=A\n2: ioas_alloc "
+            "out_ioas_id=A\n",
             4, 15, "already bound"},
         Bad{"iommufd x\nclauses = IOMMUFD.DESTROY.ok\n1: ioas_map flags=fixed|readable\n", 3, 13,
             "'fixed' is not a name of flags"},
-        Bad{"iommufd x\nclauses = IOMMUFD.DESTROY.ok\n1: destroy id=1 id=2\n", 3, 17, "given twice"},
+        Bad{"iommufd x\nclauses = IOMMUFD.DESTROY.ok\n1: destroy id=1 id=2\n", 3, 17,
+            "given twice"},
         Bad{"iommufd x\nclauses = IOMMUFD.NOPE\n1: destroy id=1\n", 2, 1, "unknown clause"},
         Bad{"iommufd x\nclauses = IOMMUFD.DESTROY.ok\nfeatures = warp\n1: destroy id=1\n", 3, 1,
             "unknown feature"},
@@ -79,7 +86,8 @@ INSTANTIATE_TEST_SUITE_P(
             "takes no 'ranges'"},
         Bad{"iommufd x\nclauses = IOMMUFD.DESTROY.ok\n1: ioas_allow_iovas ranges=[{x=1}]\n", 3, 21,
             "start..last"},
-        Bad{"iommufd x\nclauses = IOMMUFD.DESTROY.ok\n{\n  mem M 0x1000\n}\n1: ioas_map user_va=M+0x2000\n",
+        Bad{"iommufd x\nclauses = IOMMUFD.DESTROY.ok\n{\n  mem M 0x1000\n}\n1: ioas_map "
+            "user_va=M+0x2000\n",
             6, 13, "past the end of mem M"},
         Bad{"iommufd x\nclauses = IOMMUFD.DESTROY.ok\n", 2, 1, "no steps"}));
 

@@ -1,9 +1,9 @@
 // Properties of the scenario format (RapidCheck).
-#include <gtest/gtest.h>
-#include <rapidcheck/gtest.h>
-
 #include "scenario/scenario.h"
 #include "scenario_gen.h"
+
+#include <gtest/gtest.h>
+#include <rapidcheck/gtest.h>
 
 namespace iommuspec::scenario {
 namespace {
@@ -20,8 +20,8 @@ RC_GTEST_PROP(ScenarioFormat, PrintParsePrintIsStable, ()) {
 
 RC_GTEST_PROP(ScenarioFormat, ArbitraryTextNeverCrashesAndErrorsHavePositions, ()) {
   const auto text = *rc::gen::container<std::string>(
-      rc::gen::element('i', 'o', 'm', 'u', 'f', 'd', ' ', '\n', '1', ':', '=', '[', ']', '{',
-                       '}', '|', '+', '-', '>', '"', '#', 'x', '0', '.', ','));
+      rc::gen::element('i', 'o', 'm', 'u', 'f', 'd', ' ', '\n', '1', ':', '=', '[', ']', '{', '}',
+                       '|', '+', '-', '>', '"', '#', 'x', '0', '.', ','));
   std::vector<Diagnostic> d;
   (void)parse(text, "junk.scn", d);
   for (const auto& x : d) {

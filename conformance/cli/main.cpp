@@ -1,4 +1,8 @@
 // iommuspec: the command line. See `iommuspec --help` and README.md.
+#include "iommufd/clauses.h"
+#include "runner/runner.h"
+#include "scenario/encode.h"
+
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
@@ -9,10 +13,6 @@
 #include <mutex>
 #include <thread>
 #include <unistd.h>
-
-#include "iommufd/clauses.h"
-#include "runner/runner.h"
-#include "scenario/encode.h"
 
 #ifndef IOMMUSPEC_VERSION
 #define IOMMUSPEC_VERSION "0.0.0"
@@ -68,9 +68,12 @@ TargetSpec make_target_spec(const std::string& name, std::optional<iommufd::Prof
 std::vector<scenario::Scenario> load(const std::vector<std::string>& paths) {
   std::vector<std::string> errors;
   const auto files = conformance::collect_files(paths, errors);
-  for (const auto& e : errors) std::cerr << e << "\n";
+  for (const auto& e : errors)
+    std::cerr << e << "\n";
   if (!errors.empty()) throw UsageError("some suites could not be read");
-  if (files.empty()) throw UsageError("no scenario files (*.scn) found in " + fmt::format("{}", fmt::join(paths, " ")));
+  if (files.empty())
+    throw UsageError("no scenario files (*.scn) found in " +
+                     fmt::format("{}", fmt::join(paths, " ")));
   std::vector<scenario::Scenario> out;
   size_t bad = 0;
   for (const auto& f : files) {
@@ -82,8 +85,10 @@ std::vector<scenario::Scenario> load(const std::vector<std::string>& paths) {
       std::cerr << x.text() << "\n";
       if (!x.warning) ++errs;
     }
-    if (errs) ++bad;
-    else out.push_back(std::move(sc));
+    if (errs)
+      ++bad;
+    else
+      out.push_back(std::move(sc));
   }
   if (bad) throw UsageError(fmt::format("{} scenario file(s) have errors; nothing was run", bad));
   return out;
@@ -92,7 +97,8 @@ std::vector<scenario::Scenario> load(const std::vector<std::string>& paths) {
 // Progress: one rewritten line on a terminal, plain lines otherwise.
 class Progress {
 public:
-  Progress(std::string label, bool quiet) : label_(std::move(label)), quiet_(quiet), tty_(isatty(2)) {}
+  Progress(std::string label, bool quiet)
+      : label_(std::move(label)), quiet_(quiet), tty_(isatty(2)) {}
   void operator()(size_t done, size_t total, const results::ScenarioResult& r) {
     std::lock_guard lock(mu_);
     if (r.verdict == "fail" || r.verdict == "error") ++bad_;
@@ -143,9 +149,11 @@ results::Run run_target(const TargetSpec& spec, const std::vector<scenario::Scen
     parts[size_t(j)] = conformance::run_all(mine, spec.make, o);
   };
   std::vector<std::thread> threads;
-  for (int j = 1; j < jobs; ++j) threads.emplace_back(worker, j);
+  for (int j = 1; j < jobs; ++j)
+    threads.emplace_back(worker, j);
   worker(0);
-  for (auto& t : threads) t.join();
+  for (auto& t : threads)
+    t.join();
   results::Run run = parts[0];
   run.scenarios.clear();
   // Restore the suite order: scenario i went to job i % jobs.
@@ -215,15 +223,18 @@ int main(int argc, char** argv) {
   bool quiet = false;
   run->add_option("--target,-t", target, "Target to run on (see `iommuspec targets`)")
       ->capture_default_str();
-  run->add_option("--suite,-s", suites, "Scenario files or directories (default: the built-in "
-                                        "suites, " + default_suites() + ")");
+  run->add_option("--suite,-s", suites,
+                  "Scenario files or directories (default: the built-in "
+                  "suites, " +
+                      default_suites() + ")");
   run->add_option("--out,-o", out, "Directory for results.json, junit.xml, report.html")
       ->capture_default_str();
   run->add_option("--seed", seed, "Seed recorded in the results (generated suites use it)");
   run->add_option("--shard", shard, "Run shard I of N (I/N, 0-based), split deterministically");
   run->add_option("--jobs,-j", jobs, "Scenarios to run in parallel")->check(CLI::Range(1, 64));
-  run->add_option("--profile", profile, "uAPI profile: linux-6.12 or linux-latest (default: the "
-                                        "target's)");
+  run->add_option("--profile", profile,
+                  "uAPI profile: linux-6.12 or linux-latest (default: the "
+                  "target's)");
   run->add_flag("--quiet,-q", quiet, "No progress output");
 
   // certify
@@ -274,11 +285,13 @@ int main(int argc, char** argv) {
         specs.push_back(make_target_spec("model", iommufd::Profile::linux_6_12));
         specs.push_back(make_target_spec("model", iommufd::Profile::linux_latest));
       }
-      for (const auto& t : cert_targets) specs.push_back(make_target_spec(t, std::nullopt));
+      for (const auto& t : cert_targets)
+        specs.push_back(make_target_spec(t, std::nullopt));
       const auto scs = load({default_suites()});
       int code = kExitOk;
       for (const auto& s : specs) {
-        const std::string dir = fmt::format("{}/{}-{}", cert_out, s.name, iommufd::profile_name(s.profile));
+        const std::string dir =
+            fmt::format("{}/{}-{}", cert_out, s.name, iommufd::profile_name(s.profile));
         const auto r = run_target(s, scs, 0, 0, 1, jobs, quiet);
         write_reports(r, dir);
         print_summary(r, dir);
@@ -289,7 +302,8 @@ int main(int argc, char** argv) {
     if (*check) {
       std::vector<std::string> errors;
       const auto files = conformance::collect_files(check_files, errors);
-      for (const auto& e : errors) std::cerr << e << "\n";
+      for (const auto& e : errors)
+        std::cerr << e << "\n";
       size_t bad = errors.size();
       for (const auto& f : files) {
         std::vector<scenario::Diagnostic> d;
@@ -307,7 +321,8 @@ int main(int argc, char** argv) {
               d.push_back({f, {0, 0}, fmt::format("on the model ({}): {}", pn, r.message)});
           }
         }
-        for (const auto& x : d) std::cerr << x.text() << "\n";
+        for (const auto& x : d)
+          std::cerr << x.text() << "\n";
         if (!d.empty()) ++bad;
       }
       std::printf("%zu file(s) checked, %zu with problems\n", files.size(), bad);
@@ -317,7 +332,8 @@ int main(int argc, char** argv) {
       const auto scs = load({expl_file});
       auto profiles = scs.front().values("profile");
       const auto p = parse_profile(profile).value_or(
-          profiles.empty() ? iommufd::Profile::linux_latest : *iommufd::profile_from_name(profiles.front()));
+          profiles.empty() ? iommufd::Profile::linux_latest
+                           : *iommufd::profile_from_name(profiles.front()));
       std::cout << conformance::explain(scs.front(), p);
       return kExitOk;
     }

@@ -1,13 +1,13 @@
 #include "runner/runner.h"
 
+#include "iommufd/machine.h"
+#include "scenario/encode.h"
+
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fmt/format.h>
 #include <set>
-
-#include "iommufd/machine.h"
-#include "scenario/encode.h"
 
 namespace iommuspec::conformance {
 
@@ -18,7 +18,8 @@ using scenario::Names;
 
 std::vector<std::string> clause_catalogue() {
   std::vector<std::string> ids;
-  for (const auto& c : iommufd::all_clauses()) ids.emplace_back(c.id);
+  for (const auto& c : iommufd::all_clauses())
+    ids.emplace_back(c.id);
   return ids;
 }
 
@@ -31,7 +32,8 @@ std::string step_text(const scenario::Step& st) {
   // print() of a scenario with only a step: drop the empty id line.
   const auto nl = s.find('\n');
   s = s.substr(nl + 1);
-  while (!s.empty() && s.back() == '\n') s.pop_back();
+  while (!s.empty() && s.back() == '\n')
+    s.pop_back();
   return s;
 }
 
@@ -71,7 +73,8 @@ void bind(Names& names, const scenario::Encoded& enc, const scenario::Pins& pins
           const iommufd::Observation& obs, int step) {
   if (obs.err != Errno::ok) return;
   for (const auto& b : enc.binds)
-    names.bound[b.name] = {Binding::Kind::value, iommufd::read_field(obs.arg.data(), *b.field), 0, step};
+    names.bound[b.name] = {Binding::Kind::value, iommufd::read_field(obs.arg.data(), *b.field), 0,
+                           step};
   for (const auto& p : pins.fields)
     if (!p.name.empty() && !names.find(p.name))
       names.bound[p.name] = {Binding::Kind::value, iommufd::read_field(obs.arg.data(), *p.field), 0,
@@ -81,8 +84,8 @@ void bind(Names& names, const scenario::Encoded& enc, const scenario::Pins& pins
 bool applies(const scenario::Scenario& sc, const TargetInfo& info, iommufd::Profile profile,
              std::string& why) {
   const auto profiles = sc.values("profile");
-  if (!profiles.empty() &&
-      std::find(profiles.begin(), profiles.end(), iommufd::profile_name(profile)) == profiles.end()) {
+  if (!profiles.empty() && std::find(profiles.begin(), profiles.end(),
+                                     iommufd::profile_name(profile)) == profiles.end()) {
     why = fmt::format("the scenario is for profile {}; this run is {}", fmt::join(profiles, " "),
                       iommufd::profile_name(profile));
     return false;
@@ -105,7 +108,8 @@ results::ScenarioResult run_scenario(const scenario::Scenario& sc, Target& targe
   r.id = sc.id;
   r.file = sc.file;
   std::set<std::string> clauses;
-  for (const auto& c : sc.values("clauses")) clauses.insert(c);
+  for (const auto& c : sc.values("clauses"))
+    clauses.insert(c);
   const auto t0 = std::chrono::steady_clock::now();
   auto finish = [&]() {
     r.clauses.assign(clauses.begin(), clauses.end());
@@ -131,7 +135,8 @@ results::ScenarioResult run_scenario(const scenario::Scenario& sc, Target& targe
   iommufd::IdView ids;
   ids.live = [&](uint64_t t) {
     for (const auto& [m, tt] : id_map)
-      if (tt == t && model.object(uint32_t(m)) && !model.object(uint32_t(m))->tombstone) return true;
+      if (tt == t && model.object(uint32_t(m)) && !model.object(uint32_t(m))->tombstone)
+        return true;
     return false;
   };
   ids.to_target = [&](uint64_t m) -> std::optional<uint64_t> {
@@ -250,7 +255,8 @@ std::vector<std::string> collect_files(const std::vector<std::string>& args,
     std::error_code ec;
     if (fs::is_directory(a, ec)) {
       for (const auto& e : fs::recursive_directory_iterator(a, ec))
-        if (e.is_regular_file() && e.path().extension() == ".scn") files.push_back(e.path().string());
+        if (e.is_regular_file() && e.path().extension() == ".scn")
+          files.push_back(e.path().string());
     } else if (fs::is_regular_file(a, ec)) {
       files.push_back(a);
     } else {

@@ -2,13 +2,13 @@
 // against the model's allowed set (and the scenario's pinned expectations).
 #pragma once
 
-#include <functional>
-#include <string>
-#include <vector>
-
 #include "results.h"
 #include "runner/target.h"
 #include "scenario/scenario.h"
+
+#include <functional>
+#include <string>
+#include <vector>
 
 namespace iommuspec::conformance {
 

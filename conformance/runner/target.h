@@ -3,13 +3,13 @@
 // an external program all implement this.
 #pragma once
 
+#include "iommufd/call.h"
+
 #include <map>
 #include <memory>
 #include <set>
 #include <stdexcept>
 #include <string>
-
-#include "iommufd/call.h"
 
 namespace iommuspec::conformance {
 

@@ -1,10 +1,10 @@
 #include "scenario/encode.h"
 
-#include <cstring>
-#include <fmt/format.h>
-
 #include "iommufd/clauses.h"
 #include "iommufd/uapi_structs.h"
+
+#include <cstring>
+#include <fmt/format.h>
 
 namespace iommuspec::scenario {
 
@@ -85,7 +85,8 @@ struct Encoder {
   static std::string known_names(const Field& f) {
     if (!f.names) return "";
     std::string s = " (one of:";
-    for (const auto& n : f.names->names) s += " " + std::string(n.name);
+    for (const auto& n : f.names->names)
+      s += " " + std::string(n.name);
     return s + ")";
   }
 
@@ -94,12 +95,14 @@ struct Encoder {
       const Field* f = iommufd::find_field(rec.fields, a.key);
       if (!f) {
         std::string known;
-        for (const auto& x : rec.fields) known += " " + std::string(x.name);
+        for (const auto& x : rec.fields)
+          known += " " + std::string(x.name);
         error(a.pos.line ? a.pos : p,
               fmt::format("{} has no field '{}' (fields:{})", rec.name, a.key, known));
         continue;
       }
-      if (auto v = name_value(*f, a.value, a.pos.line ? a.pos : p)) iommufd::write_field(out, *f, *v);
+      if (auto v = name_value(*f, a.value, a.pos.line ? a.pos : p))
+        iommufd::write_field(out, *f, *v);
     }
   }
 };
@@ -116,7 +119,8 @@ std::optional<Encoded> encode(const Step& step, const Names& names, const std::s
   const OpDesc* op = iommufd::op_by_name(step.op);
   if (!op) {
     std::string known;
-    for (const auto& d : iommufd::all_ops()) known += " " + std::string(d.name);
+    for (const auto& d : iommufd::all_ops())
+      known += " " + std::string(d.name);
     E.error(step.pos, fmt::format("unknown operation '{}' (known:{})", step.op, known));
     return std::nullopt;
   }
@@ -166,12 +170,13 @@ std::optional<Encoded> encode(const Step& step, const Names& names, const std::s
       std::string known;
       for (const auto& x : op->fields)
         if (x.role != Role::size) known += " " + std::string(x.name);
-      E.error(a.pos, fmt::format("{} has no argument '{}' (arguments:{} size tail{})", op->name,
-                                 a.key, known,
-                                 op->payload == Payload::none ? "" : " and its payload"));
+      E.error(a.pos,
+              fmt::format("{} has no argument '{}' (arguments:{} size tail{})", op->name, a.key,
+                          known, op->payload == Payload::none ? "" : " and its payload"));
       continue;
     }
-    const bool binds = (f->role == Role::out_obj || f->role == Role::out_fd || f->role == Role::out);
+    const bool binds =
+        (f->role == Role::out_obj || f->role == Role::out_fd || f->role == Role::out);
     if (binds) {
       const auto* r = std::get_if<Ref>(&a.value.v);
       if (!r || r->offset) {
@@ -214,16 +219,17 @@ std::optional<Encoded> encode(const Step& step, const Names& names, const std::s
   auto& payload = call.payload;
   const std::string pkey = payload_arg ? payload_arg->key : "";
   auto wrong_payload = [&](const char* expected) {
-    E.error(payload_arg->pos,
-            fmt::format("{} takes no '{}'{}", op->name, pkey,
-                        expected ? fmt::format(" (its payload is '{}')", expected) : std::string()));
+    E.error(payload_arg->pos, fmt::format("{} takes no '{}'{}", op->name, pkey,
+                                          expected ? fmt::format(" (its payload is '{}')", expected)
+                                                   : std::string()));
   };
   switch (op->payload) {
   case Payload::none:
     if (payload_arg) wrong_payload(nullptr);
     break;
   case Payload::ranges_in:
-    if (payload_arg && pkey != "ranges") wrong_payload("ranges");
+    if (payload_arg && pkey != "ranges")
+      wrong_payload("ranges");
     else if (payload_arg) {
       if (const List* l = need_list("ranges")) {
         for (const auto& it : l->items) {
@@ -250,7 +256,8 @@ std::optional<Encoded> encode(const Step& step, const Names& names, const std::s
     if (payload_arg && pkey == "data" && op->payload == Payload::hwpt_data) {
       const auto* r = std::get_if<Record>(&payload_arg->value.v);
       const RecordDesc* rec = iommufd::hwpt_data_record(uint32_t(field_val("data_type")));
-      if (!r) E.error(payload_arg->pos, "data takes a {record}");
+      if (!r)
+        E.error(payload_arg->pos, "data takes a {record}");
       else if (!rec)
         E.error(payload_arg->pos, "data needs a data_type with a known record (selftest, vtd_s1)");
       else {
@@ -282,7 +289,8 @@ std::optional<Encoded> encode(const Step& step, const Names& names, const std::s
     }
     break;
   case Payload::inval_entries:
-    if (payload_arg && pkey != "entries") wrong_payload("entries");
+    if (payload_arg && pkey != "entries")
+      wrong_payload("entries");
     else if (payload_arg) {
       if (const List* l = need_list("entries")) {
         const uint32_t type = uint32_t(field_val("data_type"));
@@ -296,7 +304,8 @@ std::optional<Encoded> encode(const Step& step, const Names& names, const std::s
                 if (!iommufd::find_field(rec->fields, a.key))
                   if (const auto* alt = iommufd::viommu_inval_record(type)) rec = alt;
         if (!rec) {
-          E.error(payload_arg->pos, "entries needs a data_type with a known record (selftest, vtd_s1)");
+          E.error(payload_arg->pos,
+                  "entries needs a data_type with a known record (selftest, vtd_s1)");
         } else {
           set_default("entry_len", rec->size);
           set_default("entry_num", l->items.size());
@@ -419,8 +428,8 @@ std::optional<Pins> decode_pins(const Step& step, const OpDesc& op, const std::s
 }
 
 void lint(const Scenario& sc, std::vector<Diagnostic>& diags) {
-  static const std::set<std::string> kKeys = {"clauses", "features", "profile", "Generator",
-                                              "Seed", "Origin"};
+  static const std::set<std::string> kKeys = {"clauses",   "features", "profile",
+                                              "Generator", "Seed",     "Origin"};
   if (sc.area != "iommufd")
     diags.push_back({sc.file, {1, 1}, fmt::format("unknown area '{}' (known: iommufd)", sc.area)});
   for (const auto& h : sc.headers) {
@@ -434,7 +443,8 @@ void lint(const Scenario& sc, std::vector<Diagnostic>& diags) {
     for (const auto& v : h.values) {
       if (h.key == "features" && !known_features().count(v)) {
         std::string known;
-        for (const auto& k : known_features()) known += " " + k;
+        for (const auto& k : known_features())
+          known += " " + k;
         diags.push_back({sc.file, h.pos, fmt::format("unknown feature '{}' (known:{})", v, known)});
       }
       if (h.key == "profile" && !iommufd::profile_from_name(v))
@@ -448,7 +458,8 @@ void lint(const Scenario& sc, std::vector<Diagnostic>& diags) {
     diags.push_back({sc.file, {1, 1}, "missing header 'clauses = ...': name what it exercises"});
   Names names;
   for (const auto& m : sc.mems) {
-    if (names.find(m.name)) diags.push_back({sc.file, m.pos, fmt::format("mem '{}' declared twice", m.name)});
+    if (names.find(m.name))
+      diags.push_back({sc.file, m.pos, fmt::format("mem '{}' declared twice", m.name)});
     if (!m.size || m.size % 4096)
       diags.push_back({sc.file, m.pos, "a mem region's size is a non-zero multiple of 4096"});
     names.bound[m.name] = {Binding::Kind::mem, 0x7f0000000000ull, m.size, 0};
@@ -456,7 +467,8 @@ void lint(const Scenario& sc, std::vector<Diagnostic>& diags) {
   for (const auto& st : sc.steps) {
     auto enc = encode(st, names, sc.file, diags);
     if (!enc) continue;
-    for (const auto& b : enc->binds) names.bound[b.name] = {Binding::Kind::value, 1, 0, st.number};
+    for (const auto& b : enc->binds)
+      names.bound[b.name] = {Binding::Kind::value, 1, 0, st.number};
     auto pins = decode_pins(st, *enc->op, sc.file, diags);
     if (pins)
       for (const auto& p : pins->fields)

@@ -3,16 +3,16 @@
 // scenarios (`iommuspec check`) with `Names` that only track which names exist.
 #pragma once
 
+#include "core/range.h"
+#include "iommufd/call.h"
+#include "iommufd/ops.h"
+#include "scenario/scenario.h"
+
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
-
-#include "core/range.h"
-#include "iommufd/call.h"
-#include "iommufd/ops.h"
-#include "scenario/scenario.h"
 
 namespace iommuspec::scenario {
 
@@ -52,8 +52,8 @@ std::optional<Encoded> encode(const Step& step, const Names& names, const std::s
 // Pinned expectation of one step, decoded for comparison.
 struct Pin {
   const iommufd::Field* field = nullptr;
-  std::optional<uint64_t> value; // a number, a flag set or an enum name
-  std::string name;              // a name: bind it if new, else compare IDs
+  std::optional<uint64_t> value;                       // a number, a flag set or an enum name
+  std::string name;                                    // a name: bind it if new, else compare IDs
   std::optional<std::vector<iommuspec::Range>> ranges; // `ranges=[..]` of IOAS_IOVA_RANGES
   Pos pos;
 };

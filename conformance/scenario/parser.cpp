@@ -1,9 +1,9 @@
+#include "scenario/scenario.h"
+
 #include <cctype>
 #include <fmt/format.h>
 #include <fstream>
 #include <sstream>
-
-#include "scenario/scenario.h"
 
 namespace iommuspec::scenario {
 
@@ -36,7 +36,8 @@ public:
   Line(std::string_view text, int line) : s_(text), line_(line) {}
 
   void skip_ws() {
-    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\r')) ++i_;
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\r'))
+      ++i_;
   }
   bool done() {
     skip_ws();
@@ -68,7 +69,8 @@ public:
     skip_ws();
     if (i_ >= s_.size() || !ident_start(s_[i_])) fail(fmt::format("expected {}", what));
     const size_t b = i_;
-    while (i_ < s_.size() && ident_char(s_[i_])) ++i_;
+    while (i_ < s_.size() && ident_char(s_[i_]))
+      ++i_;
     return std::string(s_.substr(b, i_ - b));
   }
 
@@ -76,7 +78,8 @@ public:
   std::string word() {
     skip_ws();
     const size_t b = i_;
-    while (i_ < s_.size() && s_[i_] != ' ' && s_[i_] != '\t' && s_[i_] != '\r') ++i_;
+    while (i_ < s_.size() && s_[i_] != ' ' && s_[i_] != '\t' && s_[i_] != '\r')
+      ++i_;
     return std::string(s_.substr(b, i_ - b));
   }
 
@@ -272,7 +275,8 @@ Scenario parse(std::string_view text, const std::string& file, std::vector<Diagn
           h.pos = L.pos();
           h.key = L.ident("a header (key = value) or '{'");
           L.expect("=", fmt::format("after header '{}'", h.key));
-          while (!L.done()) h.values.push_back(L.word());
+          while (!L.done())
+            h.values.push_back(L.word());
           if (sc.header(h.key)) L.fail(fmt::format("header '{}' given twice", h.key));
           sc.headers.push_back(std::move(h));
         }
@@ -299,7 +303,7 @@ Scenario parse(std::string_view text, const std::string& file, std::vector<Diagn
         }
         break;
       case State::steps:
-      step: {
+      step : {
         Step s;
         s.pos = L.pos();
         const uint64_t n = L.number("a step number ('N: op ...')");
@@ -310,13 +314,15 @@ Scenario parse(std::string_view text, const std::string& file, std::vector<Diagn
         last_step = s.number;
         L.expect(":", "after the step number");
         s.op = L.ident("an operation name");
-        while (!L.done() && L.peek() != '-') s.args.push_back(L.arg());
+        while (!L.done() && L.peek() != '-')
+          s.args.push_back(L.arg());
         if (!L.done()) {
           s.expect.pos = L.pos();
           L.expect("->", "before the expected result");
           s.expect.present = true;
           s.expect.errno_name = L.ident("'ok' or an errno name after '->'");
-          while (!L.done()) s.expect.pins.push_back(L.arg());
+          while (!L.done())
+            s.expect.pins.push_back(L.arg());
         }
         sc.steps.push_back(std::move(s));
         break;
@@ -327,7 +333,8 @@ Scenario parse(std::string_view text, const std::string& file, std::vector<Diagn
     }
   }
   if (diags.size() == errors_before) {
-    if (st == State::id) diags.push_back({file, {1, 1}, "empty scenario: expected 'area id'"});
+    if (st == State::id)
+      diags.push_back({file, {1, 1}, "empty scenario: expected 'area id'"});
     else if (st == State::init)
       diags.push_back({file, {lineno, 1}, "unterminated initial state: expected '}'"});
     else if (sc.steps.empty())

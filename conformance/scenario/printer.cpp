@@ -1,12 +1,13 @@
-#include <fmt/format.h>
-
 #include "scenario/scenario.h"
+
+#include <fmt/format.h>
 
 namespace iommuspec::scenario {
 namespace {
 
 void print_args(std::string& out, const std::vector<Arg>& args) {
-  for (const auto& a : args) out += fmt::format(" {}={}", a.key, print(a.value));
+  for (const auto& a : args)
+    out += fmt::format(" {}={}", a.key, print(a.value));
 }
 
 std::string print_record(const Record& r) {
@@ -18,7 +19,9 @@ std::string print_record(const Record& r) {
 
 } // namespace
 
-std::string print_number(uint64_t v) { return v < 10 ? fmt::format("{}", v) : fmt::format("0x{:x}", v); }
+std::string print_number(uint64_t v) {
+  return v < 10 ? fmt::format("{}", v) : fmt::format("0x{:x}", v);
+}
 
 std::string print(const Value& v) {
   struct V {
@@ -28,7 +31,8 @@ std::string print(const Value& v) {
     }
     std::string operator()(const Flags& f) const {
       std::string s;
-      for (const auto& n : f.names) s += (s.empty() ? "" : "|") + n;
+      for (const auto& n : f.names)
+        s += (s.empty() ? "" : "|") + n;
       if (f.extra || s.empty()) s += (s.empty() ? "" : "|") + print_number(f.extra);
       if (f.names.size() + (f.extra ? 1 : 0) == 1 && f.extra) s += "|0"; // keep it a set
       return s;
@@ -56,12 +60,14 @@ std::string print(const Scenario& s) {
   if (!s.doc.empty()) out += fmt::format("\"{}\"\n", s.doc);
   for (const auto& h : s.headers) {
     out += h.key + " =";
-    for (const auto& v : h.values) out += " " + v;
+    for (const auto& v : h.values)
+      out += " " + v;
     out += "\n";
   }
   if (!s.mems.empty()) {
     out += "{\n";
-    for (const auto& m : s.mems) out += fmt::format("  mem {} {}\n", m.name, print_number(m.size));
+    for (const auto& m : s.mems)
+      out += fmt::format("  mem {} {}\n", m.name, print_number(m.size));
     out += "}\n";
   }
   for (const auto& st : s.steps) {

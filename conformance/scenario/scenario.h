@@ -70,11 +70,17 @@ struct Arg {
   std::string key;
   Value value;
   Pos pos;
-  friend bool operator==(const Arg& a, const Arg& b) { return a.key == b.key && a.value == b.value; }
+  friend bool operator==(const Arg& a, const Arg& b) {
+    return a.key == b.key && a.value == b.value;
+  }
 };
 
-inline bool operator==(const Record& a, const Record& b) { return a.args == b.args; }
-inline bool operator==(const List& a, const List& b) { return a.items == b.items; }
+inline bool operator==(const Record& a, const Record& b) {
+  return a.args == b.args;
+}
+inline bool operator==(const List& a, const List& b) {
+  return a.items == b.items;
+}
 
 struct Expect {
   bool present = false;

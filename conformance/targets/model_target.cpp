@@ -1,11 +1,11 @@
 // The `model` target: the executable specification itself, in process. It makes the
 // model's own choices where the kernel may choose, so a run on it shows that every
 // scenario's pinned expectations agree with the model.
-#include <fmt/format.h>
-
 #include "iommufd/machine.h"
 #include "runner/target.h"
 #include "scenario/encode.h"
+
+#include <fmt/format.h>
 
 namespace iommuspec::conformance {
 namespace {
@@ -22,7 +22,8 @@ public:
                      {"profile", std::string(iommufd::profile_name(profile_))}};
     i.features = scenario::known_features();
     if (profile_ == iommufd::Profile::linux_6_12) {
-      for (const char* f : {"viommu", "veventq", "hw-queue", "pasid"}) i.features.erase(f);
+      for (const char* f : {"viommu", "veventq", "hw-queue", "pasid"})
+        i.features.erase(f);
     }
     return i;
   }
@@ -32,9 +33,7 @@ public:
     m_.add_mem(base, size);
     return base;
   }
-  iommufd::Observation execute(const iommufd::Call& call) override {
-    return m_.execute(call).obs;
-  }
+  iommufd::Observation execute(const iommufd::Call& call) override { return m_.execute(call).obs; }
 
 private:
   iommufd::Profile profile_;

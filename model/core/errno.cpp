@@ -53,6 +53,8 @@ std::optional<Errno> errno_from_name(std::string_view name) {
   return std::nullopt;
 }
 
-Errno errno_from_int(int32_t v) { return static_cast<Errno>(v < 0 ? -v : v); }
+Errno errno_from_int(int32_t v) {
+  return static_cast<Errno>(v < 0 ? -v : v);
+}
 
 } // namespace iommuspec

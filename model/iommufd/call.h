@@ -4,13 +4,13 @@
 // target's own; the runner maps scenario names to them.
 #pragma once
 
+#include "core/errno.h"
+#include "iommufd/ops.h"
+
 #include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
-
-#include "core/errno.h"
-#include "iommufd/ops.h"
 
 namespace iommuspec::iommufd {
 
@@ -22,8 +22,8 @@ constexpr uint64_t kPayloadPtr = 0x1f'ffff'f000ull;
 
 struct Call {
   OpId op = OpId::destroy;
-  uint32_t user_size = 0;      // bytes the caller passes (the size field says the same)
-  bool tail_nonzero = false;   // bytes past the kernel's struct are non-zero (E2BIG test)
+  uint32_t user_size = 0;    // bytes the caller passes (the size field says the same)
+  bool tail_nonzero = false; // bytes past the kernel's struct are non-zero (E2BIG test)
   std::array<uint8_t, kMaxArg> arg{};
   std::vector<uint8_t> payload; // input bytes, or output capacity (zero-filled)
 };

@@ -12,8 +12,12 @@ static_assert(std::size(kClauses) == size_t(C::count_));
 
 } // namespace
 
-const Clause& clause(C c) { return kClauses[size_t(c)]; }
-std::span<const Clause> all_clauses() { return kClauses; }
+const Clause& clause(C c) {
+  return kClauses[size_t(c)];
+}
+std::span<const Clause> all_clauses() {
+  return kClauses;
+}
 const Clause* clause_by_id(std::string_view id) {
   for (const auto& c : kClauses)
     if (c.id == id) return &c;

@@ -2,9 +2,9 @@
 // the whole catalogue so that a clause no scenario exercised shows as "untested".
 #pragma once
 
-#include <span>
-
 #include "core/clause.h"
+
+#include <span>
 
 namespace iommuspec::iommufd {
 

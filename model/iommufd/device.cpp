@@ -1,14 +1,16 @@
 // Mock devices and in-kernel accesses through IOMMU_TEST_CMD: drivers/iommu/iommufd/device.c,
 // selftest.c; and the destroy op of every object type (main.c iommufd_object_ops[]).
-#include <algorithm>
-
 #include "iommufd/machine.h"
 #include "iommufd/machine_ctx.h"
+
+#include <algorithm>
 
 namespace iommuspec::iommufd {
 namespace {
 
-bool latest(Profile p) { return p == Profile::linux_latest; }
+bool latest(Profile p) {
+  return p == Profile::linux_latest;
+}
 constexpr uint64_t kAccessMaxLength = 16ull << 20; // selftest.c: length > 16 MiB -> ENOMEM
 
 } // namespace
@@ -54,8 +56,8 @@ Errno Machine::attach_check(ObjId idev_id, ObjId hwpt_id, C& why) const {
 }
 
 // Resolve pt_id to the HWPT the device ends up on; may allocate an automatic HWPT.
-Errno Machine::attach_target(ObjId idev_id, ObjId pt_id, ObjId exclude, ObjId& hwpt,
-                             bool& created, C& why) {
+Errno Machine::attach_target(ObjId idev_id, ObjId pt_id, ObjId exclude, ObjId& hwpt, bool& created,
+                             C& why) {
   created = false;
   Object* pt = pt_id == exclude ? nullptr : get_object(pt_id, std::nullopt);
   if (!pt) {
@@ -89,8 +91,7 @@ Errno Machine::attach_target(ObjId idev_id, ObjId pt_id, ObjId exclude, ObjId& h
     }
     if (e != Errno::einval) return e;
   }
-  if (Errno e = ioas_check_add_domain(std::get<IoasState>(pt->data), why); e != Errno::ok)
-    return e;
+  if (Errno e = ioas_check_add_domain(std::get<IoasState>(pt->data), why); e != Errno::ok) return e;
   hwpt = new_hwpt_paging(pt->id, 0, true);
   created = true;
   return Errno::ok;
@@ -133,7 +134,8 @@ Errno Machine::mock_domain(Ctx& c) {
   auto cmd = c.load<uapi::iommu_test_cmd>();
   const uint32_t dev_flags =
       c.op.id == OpId::mock_domain_flags ? cmd.mock_domain_flags.dev_flags : 0;
-  const uint32_t valid = kMockDevNoDirty | kMockDevHugeIova | (latest(profile_) ? kMockDevPasid : 0);
+  const uint32_t valid =
+      kMockDevNoDirty | kMockDevHugeIova | (latest(profile_) ? kMockDevPasid : 0);
   if (dev_flags & ~valid) return c.fail(C::mock_domain_flags_rule, Errno::einval);
   Object& sobj = alloc_object(ObjType::selftest, SelftestState{});
   const ObjId sobj_id = sobj.id;
@@ -158,8 +160,7 @@ Errno Machine::mock_domain(Ctx& c) {
   cmd.mock_domain.out_stdev_id = sobj_id;
   cmd.mock_domain.out_hwpt_id = hwpt;
   cmd.mock_domain.out_idev_id = idev_id;
-  if (!created)
-    c.rule({find_field(c.op, "out_hwpt_id"), FieldRule::Kind::obj, hwpt, {}});
+  if (!created) c.rule({find_field(c.op, "out_hwpt_id"), FieldRule::Kind::obj, hwpt, {}});
   c.respond(cmd);
   return c.ok(created ? C::attach_auto_domain : C::attach_ok);
 }
@@ -181,8 +182,10 @@ Errno Machine::mock_domain_replace(Ctx& c) {
     if (old) detach_from(idev_id, old);
   }
   cmd.mock_domain_replace.pt_id = hwpt;
-  c.rule({find_field(c.op, "pt_id"), created ? FieldRule::Kind::new_obj : FieldRule::Kind::obj,
-          hwpt, {}});
+  c.rule({find_field(c.op, "pt_id"),
+          created ? FieldRule::Kind::new_obj : FieldRule::Kind::obj,
+          hwpt,
+          {}});
   c.respond(cmd);
   return c.ok(C::replace_ok);
 }
@@ -238,7 +241,8 @@ void Machine::destroy_object(ObjId id) {
     if (objects_[q.viommu]) std::get<ViommuState>(objects_[q.viommu]->data).hw_queue[q.index] = 0;
     break;
   }
-  default: break;
+  default:
+    break;
   }
   free_object(id);
 }
@@ -251,7 +255,8 @@ void Machine::destroy_device(ObjId idev_id) {
     const ObjId vd = dev.vdevice;
     Object& v = *objects_[vd];
     const auto& vs = std::get<VdeviceState>(v.data);
-    if (objects_[vs.viommu]) std::get<ViommuState>(objects_[vs.viommu]->data).vdevs.erase(vs.virt_id);
+    if (objects_[vs.viommu])
+      std::get<ViommuState>(objects_[vs.viommu]->data).vdevs.erase(vs.virt_id);
     boost::clear_vertex(v.node, graph_);
     v.tombstone = true;
     dev.vdevice = 0;
@@ -391,9 +396,8 @@ AccessState* Machine::access_of_fd(uint32_t fd) {
 }
 
 // The areas covering [iova, last] without a gap, or nullopt (iopt_area_contig_*).
-std::optional<std::vector<const Area*>> Machine::contiguous_areas(const IoasState& ioas,
-                                                                  uint64_t iova,
-                                                                  uint64_t last) const {
+std::optional<std::vector<const Area*>>
+Machine::contiguous_areas(const IoasState& ioas, uint64_t iova, uint64_t last) const {
   std::vector<const Area*> out;
   uint64_t cur = iova;
   while (true) {

@@ -1,9 +1,9 @@
 // Fault queues and file descriptors: drivers/iommu/iommufd/fault.c, selftest.c
 // (TRIGGER_IOPF, the access fd), eventq.c (latest).
-#include <algorithm>
-
 #include "iommufd/machine.h"
 #include "iommufd/machine_ctx.h"
+
+#include <algorithm>
 
 namespace iommuspec::iommufd {
 
@@ -82,7 +82,8 @@ Errno Machine::fault_read(Ctx& c) {
     FaultRecord r = q->deliver.front();
     q->deliver.erase(q->deliver.begin());
     uint32_t cookie = 1; // xa_alloc(): the lowest free cookie >= 1
-    while (q->response.count(cookie)) ++cookie;
+    while (q->response.count(cookie))
+      ++cookie;
     r.cookie = cookie;
     q->response[cookie] = r;
     uapi::iommu_hwpt_pgfault rec{};
@@ -102,7 +103,8 @@ Errno Machine::fault_read(Ctx& c) {
   c.responded = true;
   c.out.payload_defined = true;
   c.out.payload = p;
-  for (uint32_t i = 0; i < n; ++i) c.out.payload_obj_offsets.push_back(i * kRec + 4); // dev_id
+  for (uint32_t i = 0; i < n; ++i)
+    c.out.payload_obj_offsets.push_back(i * kRec + 4); // dev_id
   return c.ok(C::fault_read_rule);
 }
 

@@ -1,9 +1,9 @@
 // HWPT ioctls and the mock IOMMU domains behind them: drivers/iommu/iommufd/hw_pagetable.c,
 // io_pagetable.c (domains, dirty tracking), device.c (GET_HW_INFO), selftest.c (mock).
-#include <algorithm>
-
 #include "iommufd/machine.h"
 #include "iommufd/machine_ctx.h"
+
+#include <algorithm>
 
 namespace iommuspec::iommufd {
 namespace {
@@ -11,7 +11,9 @@ namespace {
 constexpr uint64_t kU64Max = ~0ull;
 constexpr uint32_t kEntryNumMax = 1u << 19; // IOMMU_HWPT_INVALIDATE_ENTRY_NUM_MAX
 
-bool latest(Profile p) { return p == Profile::linux_latest; }
+bool latest(Profile p) {
+  return p == Profile::linux_latest;
+}
 
 } // namespace
 
@@ -104,9 +106,9 @@ Errno Machine::hwpt_alloc(Ctx& c) {
   switch (pt->type) {
   case ObjType::ioas: {
     // iommufd_hwpt_paging_alloc()
-    const uint32_t valid = latest(profile_)
-                               ? kHwptNestParent | kHwptDirtyTracking | kHwptFaultIdValid | kHwptPasid
-                               : kHwptNestParent | kHwptDirtyTracking;
+    const uint32_t valid =
+        latest(profile_) ? kHwptNestParent | kHwptDirtyTracking | kHwptFaultIdValid | kHwptPasid
+                         : kHwptNestParent | kHwptDirtyTracking;
     if (cmd.flags & ~valid) return c.fail(C::hwpt_alloc_flags, Errno::eopnotsupp);
     if ((cmd.flags & kHwptDirtyTracking) && (idev->dev_flags & kMockDevNoDirty))
       return c.fail(C::hwpt_alloc_dirty_cap, Errno::eopnotsupp);
@@ -154,7 +156,8 @@ Errno Machine::hwpt_alloc(Ctx& c) {
       break;
     }
     [[fallthrough]];
-  default: return c.fail(C::hwpt_alloc_pt, Errno::einval);
+  default:
+    return c.fail(C::hwpt_alloc_pt, Errno::einval);
   }
   cmd.out_hwpt_id = id;
   c.respond(cmd);
@@ -163,8 +166,8 @@ Errno Machine::hwpt_alloc(Ctx& c) {
 
 // The selftest nested data: struct iommu_hwpt_selftest, copied with
 // iommu_copy_struct_from_user(..., IOMMU_HWPT_DATA_SELFTEST, iotlb).
-Errno Machine::read_nested_data(Ctx& c, uint32_t data_type, uint32_t data_len,
-                                uint64_t data_uptr, uint32_t& iotlb) {
+Errno Machine::read_nested_data(Ctx& c, uint32_t data_type, uint32_t data_len, uint64_t data_uptr,
+                                uint32_t& iotlb) {
   if (data_type != kHwptDataSelftest) return c.fail(C::hwpt_alloc_nested_type, Errno::eopnotsupp);
   if (data_len != sizeof(uapi::iommu_hwpt_selftest))
     return c.fail(C::hwpt_alloc_nested_len, Errno::einval);
@@ -268,7 +271,7 @@ Errno Machine::get_hw_info(Ctx& c) {
   c.out.payload_defined = true;
   c.out.payload.assign(p.begin(), p.begin() + cmd.data_len);
   cmd.data_len = sizeof(info);
-  cmd.out_data_type = 0xfeedbeef; // IOMMU_HW_INFO_TYPE_SELFTEST
+  cmd.out_data_type = 0xfeedbeef;                                     // IOMMU_HW_INFO_TYPE_SELFTEST
   cmd.out_capabilities = (idev->dev_flags & kMockDevNoDirty) ? 0 : 1; // IOMMU_HW_CAP_DIRTY_TRACKING
   cmd.out_max_pasid_log2 = (latest(profile_) && (idev->dev_flags & kMockDevPasid)) ? 20 : 0;
   c.respond(cmd);

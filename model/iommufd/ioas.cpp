@@ -1,10 +1,10 @@
 // IOAS ioctls and the io_pagetable rules they rest on: drivers/iommu/iommufd/ioas.c,
 // io_pagetable.c, pages.c, vfio_compat.c (iommufd_vfio_ioas), main.c (iommufd_option).
-#include <algorithm>
-#include <bit>
-
 #include "iommufd/machine.h"
 #include "iommufd/machine_ctx.h"
+
+#include <algorithm>
+#include <bit>
 
 namespace iommuspec::iommufd {
 namespace {
@@ -12,7 +12,9 @@ namespace {
 constexpr uint64_t kU64Max = ~0ull;
 constexpr uint64_t kHugePageSize = 2ull << 20; // HPAGE_SIZE with CONFIG_TRANSPARENT_HUGEPAGE
 
-uint64_t roundup_pow_of_two(uint64_t v) { return v <= 1 ? 1 : std::bit_ceil(v); }
+uint64_t roundup_pow_of_two(uint64_t v) {
+  return v <= 1 ? 1 : std::bit_ceil(v);
+}
 
 } // namespace
 
@@ -35,7 +37,8 @@ uint64_t Machine::ioas_alignment(const IoasState& ioas) const {
 std::vector<Range> Machine::reserved_ranges(const IoasState& ioas) const {
   std::vector<Range> r;
   r.reserve(ioas.reserved.size());
-  for (const auto& x : ioas.reserved) r.push_back(x.range);
+  for (const auto& x : ioas.reserved)
+    r.push_back(x.range);
   return r;
 }
 
@@ -48,7 +51,9 @@ bool Machine::user_range_backed(uint64_t va, uint64_t length) const {
   return false;
 }
 
-bool Machine::ioas_pins(const IoasState& ioas) const { return !ioas.domains.empty(); }
+bool Machine::ioas_pins(const IoasState& ioas) const {
+  return !ioas.domains.empty();
+}
 
 std::vector<Range> Machine::iova_ranges(ObjId id) const {
   const Object* o = object(id);
@@ -64,9 +69,8 @@ uint64_t Machine::iova_alignment(ObjId id) const {
 
 // iopt_map_user_pages() / iopt_map_pages(): allocate or check the IOVA, insert the area,
 // then fill the attached domains (which pins the user pages).
-Errno Machine::iopt_map(Ctx& c, IoasState& ioas, uint64_t& iova, uint64_t user_va,
-                        uint64_t length, bool readable, bool writeable, bool fixed,
-                        const Field* iova_field) {
+Errno Machine::iopt_map(Ctx& c, IoasState& ioas, uint64_t& iova, uint64_t user_va, uint64_t length,
+                        bool readable, bool writeable, bool fixed, const Field* iova_field) {
   const uint64_t align = ioas_alignment(ioas);
   // pages.c iopt_alloc_pages()
   if (length == 0 || length > kU64Max - kPageSize) return c.fail(C::map_length, Errno::einval);
@@ -76,7 +80,8 @@ Errno Machine::iopt_map(Ctx& c, IoasState& ioas, uint64_t& iova, uint64_t user_v
 
   std::vector<Range> used = reserved_ranges(ioas);
   const auto reserved_end = used.size();
-  for (const auto& [s, a] : ioas.areas) used.push_back({a.start, a.last});
+  for (const auto& [s, a] : ioas.areas)
+    used.push_back({a.start, a.last});
 
   if (!fixed) {
     // iopt_alloc_iova()
@@ -104,7 +109,8 @@ Errno Machine::iopt_map(Ctx& c, IoasState& ioas, uint64_t& iova, uint64_t user_v
     slots.align = align;
     if (merged.empty()) slots.free = holes(used, 0, kU64Max);
     for (const auto& span : merged)
-      for (const auto& hole : holes(used, span.start, span.last)) slots.free.push_back(hole);
+      for (const auto& hole : holes(used, span.start, span.last))
+        slots.free.push_back(hole);
     // The code's choice: the lowest fit in [PAGE_SIZE, ULONG_MAX - PAGE_SIZE], aligned to
     // the natural alignment and OR-ed with the page offset of user_va.
     if (merged.empty()) merged.push_back({0, kU64Max});
@@ -304,9 +310,8 @@ Errno Machine::ioas_copy(Ctx& c) {
   {
     // Reuse the IOVA rules of IOAS_MAP on a probe copy, then insert the pieces.
     IoasState probe = *dst;
-    const Errno e = iopt_map(c, probe, iova, pieces.front().user_va, cmd.length,
-                             cmd.flags & kRead, write, cmd.flags & kFixed,
-                             find_field(c.op, "dst_iova"));
+    const Errno e = iopt_map(c, probe, iova, pieces.front().user_va, cmd.length, cmd.flags & kRead,
+                             write, cmd.flags & kFixed, find_field(c.op, "dst_iova"));
     if (e != Errno::ok && e != Errno::efault) return e;
   }
   for (const auto& p : pieces)
@@ -378,10 +383,23 @@ Errno Machine::option(Ctx& c) {
       cmd.val64 = ioas->huge_pages ? 1 : 0;
     } else if (cmd.op == kSet) {
       if (cmd.val64 == 0) {
-        // iopt_disable_large_pages(): refused once domains hold mappings.
-        if (ioas->huge_pages && !ioas->domains.empty() && !ioas->areas.empty())
-          return c.fail(C::option_huge_busy, Errno::einval);
-        ioas->huge_pages = false;
+        // iopt_disable_large_pages(): a no-op when already disabled; refused once domains
+        // hold mappings; then iopt_calculate_iova_alignment() raises the alignment to
+        // PAGE_SIZE and refuses (EADDRINUSE, flag restored) if a mapping is misaligned.
+        if (ioas->huge_pages) {
+          if (!ioas->domains.empty() && !ioas->areas.empty())
+            return c.fail(C::option_huge_busy, Errno::einval);
+          const uint64_t cur = ioas_alignment(*ioas);
+          ioas->huge_pages = false;
+          const uint64_t next = ioas_alignment(*ioas);
+          if (next > cur)
+            for (const auto& [s, a] : ioas->areas)
+              if ((a.start & (next - 1)) || ((a.last + 1) & (next - 1)) ||
+                  ((a.user_va % kPageSize) & (next - 1))) {
+                ioas->huge_pages = true;
+                return c.fail(C::option_huge_align, Errno::eaddrinuse);
+              }
+        }
       } else if (cmd.val64 == 1) {
         ioas->huge_pages = true;
       } else {
@@ -413,8 +431,11 @@ Errno Machine::vfio_ioas(Ctx& c) {
     if (!get_object(cmd.ioas_id, ObjType::ioas)) return c.fail(C::ioas_lookup, Errno::enoent);
     vfio_ioas_ = cmd.ioas_id;
     return c.ok(C::vfio_ioas_ok);
-  case kClear: vfio_ioas_ = 0; return c.ok(C::vfio_ioas_ok);
-  default: return c.fail(C::vfio_ioas_op, Errno::eopnotsupp);
+  case kClear:
+    vfio_ioas_ = 0;
+    return c.ok(C::vfio_ioas_ok);
+  default:
+    return c.fail(C::vfio_ioas_op, Errno::eopnotsupp);
   }
 }
 

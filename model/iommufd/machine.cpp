@@ -1,27 +1,38 @@
 // Dispatch, objects and the dependency graph: drivers/iommu/iommufd/main.c.
 #include "iommufd/machine.h"
 
+#include "iommufd/machine_ctx.h"
+
 #include <algorithm>
 #include <boost/graph/topological_sort.hpp>
 #include <cstring>
-
-#include "iommufd/machine_ctx.h"
 
 namespace iommuspec::iommufd {
 
 std::string_view obj_type_name(ObjType t) {
   switch (t) {
-  case ObjType::device: return "DEVICE";
-  case ObjType::hwpt_paging: return "HWPT_PAGING";
-  case ObjType::hwpt_nested: return "HWPT_NESTED";
-  case ObjType::ioas: return "IOAS";
-  case ObjType::access: return "ACCESS";
-  case ObjType::fault: return "FAULT";
-  case ObjType::selftest: return "SELFTEST";
-  case ObjType::viommu: return "VIOMMU";
-  case ObjType::vdevice: return "VDEVICE";
-  case ObjType::veventq: return "VEVENTQ";
-  case ObjType::hw_queue: return "HW_QUEUE";
+  case ObjType::device:
+    return "DEVICE";
+  case ObjType::hwpt_paging:
+    return "HWPT_PAGING";
+  case ObjType::hwpt_nested:
+    return "HWPT_NESTED";
+  case ObjType::ioas:
+    return "IOAS";
+  case ObjType::access:
+    return "ACCESS";
+  case ObjType::fault:
+    return "FAULT";
+  case ObjType::selftest:
+    return "SELFTEST";
+  case ObjType::viommu:
+    return "VIOMMU";
+  case ObjType::vdevice:
+    return "VDEVICE";
+  case ObjType::veventq:
+    return "VEVENTQ";
+  case ObjType::hw_queue:
+    return "HW_QUEUE";
   }
   return "?";
 }
@@ -187,10 +198,14 @@ Errno Machine::dispatch(Ctx& c) {
   if (op.kind == OpKind::fd_read || op.kind == OpKind::fd_write || op.kind == OpKind::fd_close) {
     if (!(op.profiles & mask_of(profile_))) return c.fail(C::fd_op_unknown, Errno::einval);
     switch (op.id) {
-    case OpId::fault_read: return fault_read(c);
-    case OpId::fault_respond: return fault_respond(c);
-    case OpId::veventq_read: return veventq_read(c);
-    default: return close_fd(c);
+    case OpId::fault_read:
+      return fault_read(c);
+    case OpId::fault_respond:
+      return fault_respond(c);
+    case OpId::veventq_read:
+      return veventq_read(c);
+    default:
+      return close_fd(c);
     }
   }
   // An ioctl number the profile's table lacks goes to iommufd_vfio_ioctl(), which answers
@@ -210,27 +225,48 @@ Errno Machine::dispatch(Ctx& c) {
 
 Errno Machine::run_ioctl(Ctx& c) {
   switch (c.op.id) {
-  case OpId::destroy: return destroy(c);
-  case OpId::ioas_alloc: return ioas_alloc(c);
-  case OpId::ioas_allow_iovas: return ioas_allow_iovas(c);
-  case OpId::ioas_copy: return ioas_copy(c);
-  case OpId::ioas_iova_ranges: return ioas_iova_ranges(c);
-  case OpId::ioas_map: return ioas_map(c);
-  case OpId::ioas_unmap: return ioas_unmap(c);
-  case OpId::option: return option(c);
-  case OpId::vfio_ioas: return vfio_ioas(c);
-  case OpId::hwpt_alloc: return hwpt_alloc(c);
-  case OpId::get_hw_info: return get_hw_info(c);
-  case OpId::hwpt_set_dirty_tracking: return hwpt_set_dirty_tracking(c);
-  case OpId::hwpt_get_dirty_bitmap: return hwpt_get_dirty_bitmap(c);
-  case OpId::hwpt_invalidate: return hwpt_invalidate(c);
-  case OpId::fault_queue_alloc: return fault_queue_alloc(c);
-  case OpId::viommu_alloc: return viommu_alloc(c);
-  case OpId::vdevice_alloc: return vdevice_alloc(c);
-  case OpId::veventq_alloc: return veventq_alloc(c);
-  case OpId::hw_queue_alloc: return hw_queue_alloc(c);
-  case OpId::ioas_change_process: return ioas_change_process(c);
-  default: return c.fail(C::ioctl_unknown, Errno::enotty);
+  case OpId::destroy:
+    return destroy(c);
+  case OpId::ioas_alloc:
+    return ioas_alloc(c);
+  case OpId::ioas_allow_iovas:
+    return ioas_allow_iovas(c);
+  case OpId::ioas_copy:
+    return ioas_copy(c);
+  case OpId::ioas_iova_ranges:
+    return ioas_iova_ranges(c);
+  case OpId::ioas_map:
+    return ioas_map(c);
+  case OpId::ioas_unmap:
+    return ioas_unmap(c);
+  case OpId::option:
+    return option(c);
+  case OpId::vfio_ioas:
+    return vfio_ioas(c);
+  case OpId::hwpt_alloc:
+    return hwpt_alloc(c);
+  case OpId::get_hw_info:
+    return get_hw_info(c);
+  case OpId::hwpt_set_dirty_tracking:
+    return hwpt_set_dirty_tracking(c);
+  case OpId::hwpt_get_dirty_bitmap:
+    return hwpt_get_dirty_bitmap(c);
+  case OpId::hwpt_invalidate:
+    return hwpt_invalidate(c);
+  case OpId::fault_queue_alloc:
+    return fault_queue_alloc(c);
+  case OpId::viommu_alloc:
+    return viommu_alloc(c);
+  case OpId::vdevice_alloc:
+    return vdevice_alloc(c);
+  case OpId::veventq_alloc:
+    return veventq_alloc(c);
+  case OpId::hw_queue_alloc:
+    return hw_queue_alloc(c);
+  case OpId::ioas_change_process:
+    return ioas_change_process(c);
+  default:
+    return c.fail(C::ioctl_unknown, Errno::enotty);
   }
 }
 
@@ -238,28 +274,49 @@ Errno Machine::run_test_op(Ctx& c) {
   // selftest.c iommufd_test(): an op the profile's selftest lacks is -EOPNOTSUPP.
   if (!(c.op.profiles & mask_of(profile_))) return c.fail(C::test_op_unknown, Errno::eopnotsupp);
   switch (c.op.id) {
-  case OpId::add_reserved: return add_reserved(c);
+  case OpId::add_reserved:
+    return add_reserved(c);
   case OpId::mock_domain:
-  case OpId::mock_domain_flags: return mock_domain(c);
-  case OpId::mock_domain_replace: return mock_domain_replace(c);
-  case OpId::md_check_map: return md_check_map(c);
-  case OpId::md_check_refs: return md_check_refs(c);
-  case OpId::md_check_iotlb: return md_check_iotlb(c);
-  case OpId::create_access: return create_access(c);
-  case OpId::access_replace_ioas: return access_replace_ioas(c);
-  case OpId::access_pages: return access_pages(c);
-  case OpId::access_rw: return access_rw(c);
-  case OpId::destroy_access_pages: return destroy_access_pages(c);
-  case OpId::set_temp_memory_limit: return set_temp_memory_limit(c);
-  case OpId::dirty: return dirty(c);
-  case OpId::trigger_iopf: return trigger_iopf(c);
-  case OpId::dev_check_cache: return dev_check_cache(c);
-  case OpId::trigger_vevent: return trigger_vevent(c);
-  case OpId::pasid_attach: return pasid_attach(c);
-  case OpId::pasid_replace: return pasid_replace(c);
-  case OpId::pasid_detach: return pasid_detach(c);
-  case OpId::pasid_check_hwpt: return pasid_check_hwpt(c);
-  default: return c.fail(C::test_op_unknown, Errno::eopnotsupp);
+  case OpId::mock_domain_flags:
+    return mock_domain(c);
+  case OpId::mock_domain_replace:
+    return mock_domain_replace(c);
+  case OpId::md_check_map:
+    return md_check_map(c);
+  case OpId::md_check_refs:
+    return md_check_refs(c);
+  case OpId::md_check_iotlb:
+    return md_check_iotlb(c);
+  case OpId::create_access:
+    return create_access(c);
+  case OpId::access_replace_ioas:
+    return access_replace_ioas(c);
+  case OpId::access_pages:
+    return access_pages(c);
+  case OpId::access_rw:
+    return access_rw(c);
+  case OpId::destroy_access_pages:
+    return destroy_access_pages(c);
+  case OpId::set_temp_memory_limit:
+    return set_temp_memory_limit(c);
+  case OpId::dirty:
+    return dirty(c);
+  case OpId::trigger_iopf:
+    return trigger_iopf(c);
+  case OpId::dev_check_cache:
+    return dev_check_cache(c);
+  case OpId::trigger_vevent:
+    return trigger_vevent(c);
+  case OpId::pasid_attach:
+    return pasid_attach(c);
+  case OpId::pasid_replace:
+    return pasid_replace(c);
+  case OpId::pasid_detach:
+    return pasid_detach(c);
+  case OpId::pasid_check_hwpt:
+    return pasid_check_hwpt(c);
+  default:
+    return c.fail(C::test_op_unknown, Errno::eopnotsupp);
   }
 }
 

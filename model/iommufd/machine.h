@@ -8,6 +8,12 @@
 // is in that set.
 #pragma once
 
+#include "core/range.h"
+#include "iommufd/call.h"
+#include "iommufd/clauses.h"
+#include "iommufd/outcome.h"
+#include "iommufd/uapi_structs.h"
+
 #include <boost/graph/adjacency_list.hpp>
 #include <cstdint>
 #include <map>
@@ -17,12 +23,6 @@
 #include <string>
 #include <variant>
 #include <vector>
-
-#include "core/range.h"
-#include "iommufd/call.h"
-#include "iommufd/clauses.h"
-#include "iommufd/outcome.h"
-#include "iommufd/uapi_structs.h"
 
 namespace iommuspec::iommufd {
 
@@ -72,10 +72,10 @@ constexpr uint64_t kMockApertureLast = (1ull << 31) - 1;
 constexpr uint32_t kMockIotlbNum = 4;
 constexpr uint32_t kTestIotlbDefault = 0xbadbeef;
 // iommufd_test.h flags
-constexpr uint32_t kMockDevNoDirty = 1 << 0;   // MOCK_FLAGS_DEVICE_NO_DIRTY
-constexpr uint32_t kMockDevHugeIova = 1 << 1;  // MOCK_FLAGS_DEVICE_HUGE_IOVA
-constexpr uint32_t kMockDevPasid = 1 << 2;     // MOCK_FLAGS_DEVICE_PASID (latest)
-constexpr uint32_t kAccessNeedsPinPages = 1;   // MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES
+constexpr uint32_t kMockDevNoDirty = 1 << 0;  // MOCK_FLAGS_DEVICE_NO_DIRTY
+constexpr uint32_t kMockDevHugeIova = 1 << 1; // MOCK_FLAGS_DEVICE_HUGE_IOVA
+constexpr uint32_t kMockDevPasid = 1 << 2;    // MOCK_FLAGS_DEVICE_PASID (latest)
+constexpr uint32_t kAccessNeedsPinPages = 1;  // MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES
 // include/uapi/linux/iommufd.h enum iommufd_hwpt_alloc_flags
 constexpr uint32_t kHwptNestParent = 1 << 0;
 constexpr uint32_t kHwptDirtyTracking = 1 << 1;
@@ -166,7 +166,7 @@ struct FaultRecord {
   uint32_t cookie = 0;
 };
 struct FaultState {
-  std::vector<FaultRecord> deliver;          // not yet read
+  std::vector<FaultRecord> deliver;         // not yet read
   std::map<uint32_t, FaultRecord> response; // read, awaiting a response, by cookie
 };
 
@@ -174,7 +174,7 @@ struct ViommuState {
   ObjId hwpt = 0; // nesting parent
   uint32_t type = 0;
   std::map<uint64_t, ObjId> vdevs; // virt_id -> VDEVICE
-  std::array<ObjId, 2> hw_queue{};  // mock_viommu->hw_queue[]
+  std::array<ObjId, 2> hw_queue{}; // mock_viommu->hw_queue[]
 };
 struct VdeviceState {
   ObjId viommu = 0, idev = 0;
@@ -197,9 +197,9 @@ struct HwQueueState {
   uint64_t iova = 0, length = 0;
 };
 
-using ObjData = std::variant<IoasState, HwptPagingState, HwptNestedState, DeviceState,
-                             SelftestState, AccessState, FaultState, ViommuState,
-                             VdeviceState, VeventqState, HwQueueState>;
+using ObjData =
+    std::variant<IoasState, HwptPagingState, HwptNestedState, DeviceState, SelftestState,
+                 AccessState, FaultState, ViommuState, VdeviceState, VeventqState, HwQueueState>;
 
 struct Object {
   ObjId id = 0;
@@ -357,10 +357,10 @@ private:
 
   Profile profile_;
   std::vector<std::unique_ptr<Object>> objects_; // by ID; null when free
-  std::set<ObjId> free_ids_;                      // below objects_.size()
+  std::set<ObjId> free_ids_;                     // below objects_.size()
   Graph graph_;
   std::vector<uint32_t> free_nodes_;
-  std::vector<ObjId> node_obj_;                   // node -> object (0: an fd's node)
+  std::vector<ObjId> node_obj_;                        // node -> object (0: an fd's node)
   std::map<uint32_t, std::pair<ObjId, uint32_t>> fds_; // fd -> (object, node)
   uint32_t next_fd_ = 3;
   std::vector<Range> mem_;

@@ -2,10 +2,10 @@
 // outcome being built, and the rules for which output fields are defined.
 #pragma once
 
-#include <cstring>
-
 #include "iommufd/machine.h"
 #include "iommufd/uapi_structs.h"
+
+#include <cstring>
 
 namespace iommuspec::iommufd {
 
@@ -17,7 +17,7 @@ struct Machine::Ctx {
   const Observation* follow;
   Observation& obs;
   Outcome& out;
-  std::array<uint8_t, kMaxArg> kernel_arg{}; // the struct as the kernel copied it in
+  std::array<uint8_t, kMaxArg> kernel_arg{};  // the struct as the kernel copied it in
   bool responded = false;                     // iommufd_ucmd_respond() wrote the struct back
   std::vector<const Field*> defined_on_error; // outputs a failing handler still writes
   std::vector<FieldRule> overrides;
@@ -78,10 +78,17 @@ struct Machine::Ctx {
       r.field = f;
       switch (f->role) {
       case Role::out:
-      case Role::inout: r.kind = FieldRule::Kind::exact; break;
-      case Role::out_obj: r.kind = FieldRule::Kind::new_obj; break;
-      case Role::inout_obj: r.kind = FieldRule::Kind::obj; break;
-      default: continue; // inputs are not compared; out_fd numbers are the target's own
+      case Role::inout:
+        r.kind = FieldRule::Kind::exact;
+        break;
+      case Role::out_obj:
+        r.kind = FieldRule::Kind::new_obj;
+        break;
+      case Role::inout_obj:
+        r.kind = FieldRule::Kind::obj;
+        break;
+      default:
+        continue; // inputs are not compared; out_fd numbers are the target's own
       }
       r.value = read_field(obs.arg.data(), *f);
       if (r.kind == FieldRule::Kind::new_obj && out.err != Errno::ok) continue;

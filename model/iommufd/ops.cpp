@@ -1,9 +1,9 @@
 #include "iommufd/ops.h"
 
+#include "iommufd/uapi_structs.h"
+
 #include <array>
 #include <cstring>
-
-#include "iommufd/uapi_structs.h"
 
 namespace iommuspec::iommufd {
 namespace {
@@ -16,20 +16,22 @@ constexpr Width width_of() {
   return Width(sizeof(T));
 }
 
-#define FLD(S, member, role, ...)                                                              \
-  Field {                                                                                      \
-    #member, width_of<decltype(S::member)>(), uint16_t(offsetof(S, member)), Role::role,       \
-        __VA_ARGS__                                                                            \
+#define FLD(S, member, role, ...)                                                                  \
+  Field {                                                                                          \
+#member, width_of < decltype(S::member)>(), uint16_t(offsetof(S, member)), Role::role,         \
+        __VA_ARGS__                                                                                \
   }
 // Reserved fields are spelled as in the kernel ("__reserved").
-#define RSV(S, member, kname)                                                                  \
-  Field { kname, width_of<decltype(S::member)>(), uint16_t(offsetof(S, member)), Role::reserved }
+#define RSV(S, member, kname)                                                                      \
+  Field {                                                                                          \
+    kname, width_of<decltype(S::member)>(), uint16_t(offsetof(S, member)), Role::reserved          \
+  }
 // Union members of iommu_test_cmd are addressed by their offset in the whole struct.
-#define TFLD(sub, member, role, ...)                                                           \
-  Field {                                                                                      \
-    #member, width_of<decltype(iommu_test_cmd::sub.member)>(),                                 \
+#define TFLD(sub, member, role, ...)                                                               \
+  Field {                                                                                          \
+#member, width_of < decltype(iommu_test_cmd::sub.member)>(),                                   \
         uint16_t(offsetof(iommu_test_cmd, sub) + offsetof(decltype(iommu_test_cmd::sub), member)), \
-        Role::role, __VA_ARGS__                                                                \
+        Role::role, __VA_ARGS__                                                                    \
   }
 
 // ---- name sets (include/uapi/linux/iommufd.h enums; iommufd_test.h) ----
@@ -47,10 +49,8 @@ constexpr NameSet kHwptAllocFlags{true, kHwptAllocFlagNames};
 constexpr Name kHwptDataTypeNames[] = {
     {"none", 0}, {"vtd_s1", 1}, {"arm_smmuv3", 2}, {"selftest", 0xdead}};
 constexpr NameSet kHwptDataTypes{false, kHwptDataTypeNames};
-constexpr Name kInvalDataTypeNames[] = {{"vtd_s1", 0},
-                                        {"arm_smmuv3", 1},
-                                        {"selftest", 0xdeadbeef},
-                                        {"selftest_invalid", 0xdadbeef}};
+constexpr Name kInvalDataTypeNames[] = {
+    {"vtd_s1", 0}, {"arm_smmuv3", 1}, {"selftest", 0xdeadbeef}, {"selftest_invalid", 0xdadbeef}};
 constexpr NameSet kInvalDataTypes{false, kInvalDataTypeNames};
 constexpr Name kHwInfoTypeNames[] = {
     {"none", 0}, {"intel_vtd", 1}, {"arm_smmuv3", 2}, {"selftest", 0xfeedbeef}};
@@ -84,22 +84,24 @@ constexpr NameSet kPageRespCodes{false, kPageRespCodeNames};
 constexpr Field kIovaRangeFields[] = {FLD(iommu_iova_range, start, in),
                                       FLD(iommu_iova_range, last, in)};
 constexpr Field kHwptSelftestFields[] = {FLD(iommu_hwpt_selftest, iotlb, in)};
-constexpr Field kHwptVtdS1Fields[] = {FLD(iommu_hwpt_vtd_s1, flags, in, &kVtdS1Flags),
-                                      FLD(iommu_hwpt_vtd_s1, pgtbl_addr, in),
-                                      FLD(iommu_hwpt_vtd_s1, addr_width, in),
-                                      RSV(iommu_hwpt_vtd_s1, reserved, "__reserved")};
+constexpr Field kHwptVtdS1Fields[] = {
+    FLD(iommu_hwpt_vtd_s1, flags, in, &kVtdS1Flags), FLD(iommu_hwpt_vtd_s1, pgtbl_addr, in),
+    FLD(iommu_hwpt_vtd_s1, addr_width, in), RSV(iommu_hwpt_vtd_s1, reserved, "__reserved")};
 constexpr Field kInvalSelftestFields[] = {
     FLD(iommu_hwpt_invalidate_selftest, flags, in, &kTestInvalFlags),
     FLD(iommu_hwpt_invalidate_selftest, iotlb_id, in)};
-constexpr Field kInvalVtdS1Fields[] = {
-    FLD(iommu_hwpt_vtd_s1_invalidate, addr, in), FLD(iommu_hwpt_vtd_s1_invalidate, npages, in),
-    FLD(iommu_hwpt_vtd_s1_invalidate, flags, in, &kVtdInvFlags),
-    RSV(iommu_hwpt_vtd_s1_invalidate, reserved, "__reserved")};
-constexpr Field kPgfaultFields[] = {
-    FLD(iommu_hwpt_pgfault, flags, out, &kPgfaultFlags), FLD(iommu_hwpt_pgfault, dev_id, out),
-    FLD(iommu_hwpt_pgfault, pasid, out),  FLD(iommu_hwpt_pgfault, grpid, out),
-    FLD(iommu_hwpt_pgfault, perm, out, &kPgfaultPerms), FLD(iommu_hwpt_pgfault, addr, out),
-    FLD(iommu_hwpt_pgfault, length, out), FLD(iommu_hwpt_pgfault, cookie, out)};
+constexpr Field kInvalVtdS1Fields[] = {FLD(iommu_hwpt_vtd_s1_invalidate, addr, in),
+                                       FLD(iommu_hwpt_vtd_s1_invalidate, npages, in),
+                                       FLD(iommu_hwpt_vtd_s1_invalidate, flags, in, &kVtdInvFlags),
+                                       RSV(iommu_hwpt_vtd_s1_invalidate, reserved, "__reserved")};
+constexpr Field kPgfaultFields[] = {FLD(iommu_hwpt_pgfault, flags, out, &kPgfaultFlags),
+                                    FLD(iommu_hwpt_pgfault, dev_id, out),
+                                    FLD(iommu_hwpt_pgfault, pasid, out),
+                                    FLD(iommu_hwpt_pgfault, grpid, out),
+                                    FLD(iommu_hwpt_pgfault, perm, out, &kPgfaultPerms),
+                                    FLD(iommu_hwpt_pgfault, addr, out),
+                                    FLD(iommu_hwpt_pgfault, length, out),
+                                    FLD(iommu_hwpt_pgfault, cookie, out)};
 constexpr Field kPageRespFields[] = {FLD(iommu_hwpt_page_response, cookie, in),
                                      FLD(iommu_hwpt_page_response, code, in, &kPageRespCodes)};
 constexpr Field kTestHwInfoFields[] = {FLD(iommu_test_hw_info, flags, out),
@@ -123,68 +125,71 @@ constexpr RecordDesc kRecords[] = {
     {"viommu_invalidate_selftest", 0xdeadbeef, sizeof(iommu_viommu_invalidate_selftest),
      kViommuInvalSelftestFields},
 };
-enum RecordIdx { kRecIovaRange, kRecHwptSelftest, kRecHwptVtdS1, kRecInvalSelftest,
-                 kRecInvalVtdS1, kRecPgfault, kRecPageResp, kRecTestHwInfo,
-                 kRecViommuInvalSelftest };
+enum RecordIdx {
+  kRecIovaRange,
+  kRecHwptSelftest,
+  kRecHwptVtdS1,
+  kRecInvalSelftest,
+  kRecInvalVtdS1,
+  kRecPgfault,
+  kRecPageResp,
+  kRecTestHwInfo,
+  kRecViommuInvalSelftest
+};
 
 // ---- ioctl structs ----
 constexpr Field kDestroy[] = {FLD(iommu_destroy, size, size), FLD(iommu_destroy, id, obj)};
-constexpr Field kIoasAlloc[] = {FLD(iommu_ioas_alloc, size, size),
-                                FLD(iommu_ioas_alloc, flags, in),
+constexpr Field kIoasAlloc[] = {FLD(iommu_ioas_alloc, size, size), FLD(iommu_ioas_alloc, flags, in),
                                 FLD(iommu_ioas_alloc, out_ioas_id, out_obj)};
 constexpr Field kIoasAllowIovas[] = {
     FLD(iommu_ioas_allow_iovas, size, size), FLD(iommu_ioas_allow_iovas, ioas_id, obj),
-    FLD(iommu_ioas_allow_iovas, num_iovas, in),
-    RSV(iommu_ioas_allow_iovas, reserved, "__reserved"),
+    FLD(iommu_ioas_allow_iovas, num_iovas, in), RSV(iommu_ioas_allow_iovas, reserved, "__reserved"),
     FLD(iommu_ioas_allow_iovas, allowed_iovas, uptr)};
 constexpr Field kIoasCopy[] = {
-    FLD(iommu_ioas_copy, size, size),          FLD(iommu_ioas_copy, flags, in, &kMapFlags),
-    FLD(iommu_ioas_copy, dst_ioas_id, obj),    FLD(iommu_ioas_copy, src_ioas_id, obj),
-    FLD(iommu_ioas_copy, length, in),          FLD(iommu_ioas_copy, dst_iova, inout),
+    FLD(iommu_ioas_copy, size, size),       FLD(iommu_ioas_copy, flags, in, &kMapFlags),
+    FLD(iommu_ioas_copy, dst_ioas_id, obj), FLD(iommu_ioas_copy, src_ioas_id, obj),
+    FLD(iommu_ioas_copy, length, in),       FLD(iommu_ioas_copy, dst_iova, inout),
     FLD(iommu_ioas_copy, src_iova, in)};
-constexpr Field kIoasIovaRanges[] = {
-    FLD(iommu_ioas_iova_ranges, size, size), FLD(iommu_ioas_iova_ranges, ioas_id, obj),
-    FLD(iommu_ioas_iova_ranges, num_iovas, inout),
-    RSV(iommu_ioas_iova_ranges, reserved, "__reserved"),
-    FLD(iommu_ioas_iova_ranges, allowed_iovas, uptr),
-    FLD(iommu_ioas_iova_ranges, out_iova_alignment, out)};
+constexpr Field kIoasIovaRanges[] = {FLD(iommu_ioas_iova_ranges, size, size),
+                                     FLD(iommu_ioas_iova_ranges, ioas_id, obj),
+                                     FLD(iommu_ioas_iova_ranges, num_iovas, inout),
+                                     RSV(iommu_ioas_iova_ranges, reserved, "__reserved"),
+                                     FLD(iommu_ioas_iova_ranges, allowed_iovas, uptr),
+                                     FLD(iommu_ioas_iova_ranges, out_iova_alignment, out)};
 constexpr Field kIoasMap[] = {
     FLD(iommu_ioas_map, size, size),   FLD(iommu_ioas_map, flags, in, &kMapFlags),
     FLD(iommu_ioas_map, ioas_id, obj), RSV(iommu_ioas_map, reserved, "__reserved"),
     FLD(iommu_ioas_map, user_va, uva), FLD(iommu_ioas_map, length, in),
     FLD(iommu_ioas_map, iova, inout)};
-constexpr Field kIoasUnmap[] = {FLD(iommu_ioas_unmap, size, size),
-                                FLD(iommu_ioas_unmap, ioas_id, obj),
-                                FLD(iommu_ioas_unmap, iova, in),
-                                FLD(iommu_ioas_unmap, length, inout)};
-constexpr Field kOption[] = {FLD(iommu_option, size, size),
-                             FLD(iommu_option, option_id, in, &kOptionIds),
-                             FLD(iommu_option, op, in, &kOptionOps),
-                             RSV(iommu_option, reserved, "__reserved"),
-                             FLD(iommu_option, object_id, obj),
-                             FLD(iommu_option, val64, inout)};
-constexpr Field kVfioIoas[] = {FLD(iommu_vfio_ioas, size, size),
-                               FLD(iommu_vfio_ioas, ioas_id, inout_obj),
-                               FLD(iommu_vfio_ioas, op, in, &kVfioIoasOps),
-                               RSV(iommu_vfio_ioas, reserved, "__reserved")};
-constexpr Field kHwptAlloc[] = {
-    FLD(iommu_hwpt_alloc, size, size),
-    FLD(iommu_hwpt_alloc, flags, in, &kHwptAllocFlags),
-    FLD(iommu_hwpt_alloc, dev_id, obj),
-    FLD(iommu_hwpt_alloc, pt_id, obj),
-    FLD(iommu_hwpt_alloc, out_hwpt_id, out_obj),
-    RSV(iommu_hwpt_alloc, reserved, "__reserved"),
-    FLD(iommu_hwpt_alloc, data_type, in, &kHwptDataTypes),
-    FLD(iommu_hwpt_alloc, data_len, in),
-    FLD(iommu_hwpt_alloc, data_uptr, uptr),
-    FLD(iommu_hwpt_alloc, fault_id, obj),
-    RSV(iommu_hwpt_alloc, reserved2, "__reserved2")};
-constexpr Field kGetHwInfo[] = {
-    FLD(iommu_hw_info, size, size),          FLD(iommu_hw_info, flags, in),
-    FLD(iommu_hw_info, dev_id, obj),         FLD(iommu_hw_info, data_len, inout),
-    FLD(iommu_hw_info, data_uptr, uptr),     FLD(iommu_hw_info, out_data_type, out, &kHwInfoTypes),
-    FLD(iommu_hw_info, out_max_pasid_log2, out),
-    FLD(iommu_hw_info, out_capabilities, out)};
+constexpr Field kIoasUnmap[] = {
+    FLD(iommu_ioas_unmap, size, size), FLD(iommu_ioas_unmap, ioas_id, obj),
+    FLD(iommu_ioas_unmap, iova, in), FLD(iommu_ioas_unmap, length, inout)};
+constexpr Field kOption[] = {
+    FLD(iommu_option, size, size),          FLD(iommu_option, option_id, in, &kOptionIds),
+    FLD(iommu_option, op, in, &kOptionOps), RSV(iommu_option, reserved, "__reserved"),
+    FLD(iommu_option, object_id, obj),      FLD(iommu_option, val64, inout)};
+constexpr Field kVfioIoas[] = {
+    FLD(iommu_vfio_ioas, size, size), FLD(iommu_vfio_ioas, ioas_id, inout_obj),
+    FLD(iommu_vfio_ioas, op, in, &kVfioIoasOps), RSV(iommu_vfio_ioas, reserved, "__reserved")};
+constexpr Field kHwptAlloc[] = {FLD(iommu_hwpt_alloc, size, size),
+                                FLD(iommu_hwpt_alloc, flags, in, &kHwptAllocFlags),
+                                FLD(iommu_hwpt_alloc, dev_id, obj),
+                                FLD(iommu_hwpt_alloc, pt_id, obj),
+                                FLD(iommu_hwpt_alloc, out_hwpt_id, out_obj),
+                                RSV(iommu_hwpt_alloc, reserved, "__reserved"),
+                                FLD(iommu_hwpt_alloc, data_type, in, &kHwptDataTypes),
+                                FLD(iommu_hwpt_alloc, data_len, in),
+                                FLD(iommu_hwpt_alloc, data_uptr, uptr),
+                                FLD(iommu_hwpt_alloc, fault_id, obj),
+                                RSV(iommu_hwpt_alloc, reserved2, "__reserved2")};
+constexpr Field kGetHwInfo[] = {FLD(iommu_hw_info, size, size),
+                                FLD(iommu_hw_info, flags, in),
+                                FLD(iommu_hw_info, dev_id, obj),
+                                FLD(iommu_hw_info, data_len, inout),
+                                FLD(iommu_hw_info, data_uptr, uptr),
+                                FLD(iommu_hw_info, out_data_type, out, &kHwInfoTypes),
+                                FLD(iommu_hw_info, out_max_pasid_log2, out),
+                                FLD(iommu_hw_info, out_capabilities, out)};
 constexpr Field kSetDirtyTracking[] = {
     FLD(iommu_hwpt_set_dirty_tracking, size, size),
     FLD(iommu_hwpt_set_dirty_tracking, flags, in, &kDirtyTrackingFlags),
@@ -199,22 +204,20 @@ constexpr Field kGetDirtyBitmap[] = {
     FLD(iommu_hwpt_get_dirty_bitmap, length, in),
     FLD(iommu_hwpt_get_dirty_bitmap, page_size, in),
     FLD(iommu_hwpt_get_dirty_bitmap, data, uptr)};
-constexpr Field kHwptInvalidate[] = {
-    FLD(iommu_hwpt_invalidate, size, size),
-    FLD(iommu_hwpt_invalidate, hwpt_id, obj),
-    FLD(iommu_hwpt_invalidate, data_uptr, uptr),
-    FLD(iommu_hwpt_invalidate, data_type, in, &kInvalDataTypes),
-    FLD(iommu_hwpt_invalidate, entry_len, in),
-    FLD(iommu_hwpt_invalidate, entry_num, inout),
-    RSV(iommu_hwpt_invalidate, reserved, "__reserved")};
-constexpr Field kFaultAlloc[] = {FLD(iommu_fault_alloc, size, size),
-                                 FLD(iommu_fault_alloc, flags, in),
-                                 FLD(iommu_fault_alloc, out_fault_id, out_obj),
-                                 FLD(iommu_fault_alloc, out_fault_fd, out_fd)};
+constexpr Field kHwptInvalidate[] = {FLD(iommu_hwpt_invalidate, size, size),
+                                     FLD(iommu_hwpt_invalidate, hwpt_id, obj),
+                                     FLD(iommu_hwpt_invalidate, data_uptr, uptr),
+                                     FLD(iommu_hwpt_invalidate, data_type, in, &kInvalDataTypes),
+                                     FLD(iommu_hwpt_invalidate, entry_len, in),
+                                     FLD(iommu_hwpt_invalidate, entry_num, inout),
+                                     RSV(iommu_hwpt_invalidate, reserved, "__reserved")};
+constexpr Field kFaultAlloc[] = {
+    FLD(iommu_fault_alloc, size, size), FLD(iommu_fault_alloc, flags, in),
+    FLD(iommu_fault_alloc, out_fault_id, out_obj), FLD(iommu_fault_alloc, out_fault_fd, out_fd)};
 
 // ---- IOMMU_TEST_CMD ops: size, op, id, __reserved, then the op's union member ----
-#define TEST_HEAD(id_role)                                                                     \
-  FLD(iommu_test_cmd, size, size), FLD(iommu_test_cmd, id, id_role),                           \
+#define TEST_HEAD(id_role)                                                                         \
+  FLD(iommu_test_cmd, size, size), FLD(iommu_test_cmd, id, id_role),                               \
       RSV(iommu_test_cmd, reserved, "__reserved")
 constexpr Field kAddReserved[] = {TEST_HEAD(obj), TFLD(add_reserved, start, in),
                                   TFLD(add_reserved, length, in)};
@@ -225,7 +228,8 @@ constexpr Field kMockDomainFlags[] = {
     TEST_HEAD(obj), TFLD(mock_domain_flags, out_stdev_id, out_obj),
     TFLD(mock_domain_flags, out_hwpt_id, out_obj), TFLD(mock_domain_flags, out_idev_id, out_obj),
     TFLD(mock_domain_flags, dev_flags, in, &kMockDevFlags)};
-constexpr Field kMockDomainReplace[] = {TEST_HEAD(obj), TFLD(mock_domain_replace, pt_id, inout_obj)};
+constexpr Field kMockDomainReplace[] = {TEST_HEAD(obj),
+                                        TFLD(mock_domain_replace, pt_id, inout_obj)};
 constexpr Field kMdCheckMap[] = {TEST_HEAD(obj), TFLD(check_map, iova, in),
                                  TFLD(check_map, length, in), TFLD(check_map, uptr, uva)};
 constexpr Field kMdCheckRefs[] = {TEST_HEAD(obj), TFLD(check_refs, length, in),
@@ -237,7 +241,8 @@ constexpr Field kDestroyAccessPages[] = {TEST_HEAD(fd),
 constexpr Field kAccessPages[] = {TEST_HEAD(fd),
                                   TFLD(access_pages, flags, in, &kAccessPagesFlags),
                                   TFLD(access_pages, out_access_pages_id, out),
-                                  TFLD(access_pages, iova, in), TFLD(access_pages, length, in),
+                                  TFLD(access_pages, iova, in),
+                                  TFLD(access_pages, length, in),
                                   TFLD(access_pages, uptr, uva)};
 constexpr Field kAccessRw[] = {TEST_HEAD(fd), TFLD(access_rw, iova, in),
                                TFLD(access_rw, length, in), TFLD(access_rw, uptr, uva),
@@ -253,8 +258,8 @@ constexpr Field kDirty[] = {TEST_HEAD(obj),
                             TFLD(dirty, out_nr_dirty, out)};
 // check_iotlb.id is spelled iotlb_id (as the selftests' test_cmd_hwpt_check_iotlb() does):
 // the command's own `id` names the HWPT.
-constexpr Field kCheckIotlb[] = {
-    TEST_HEAD(obj), Field{"iotlb_id", Width::u32, 16, Role::in}, TFLD(check_iotlb, iotlb, in)};
+constexpr Field kCheckIotlb[] = {TEST_HEAD(obj), Field{"iotlb_id", Width::u32, 16, Role::in},
+                                 TFLD(check_iotlb, iotlb, in)};
 constexpr Field kTriggerIopf[] = {TEST_HEAD(in),
                                   TFLD(trigger_iopf, dev_id, obj),
                                   TFLD(trigger_iopf, pasid, in),
@@ -263,48 +268,50 @@ constexpr Field kTriggerIopf[] = {TEST_HEAD(in),
                                   TFLD(trigger_iopf, addr, in)};
 
 // ---- newer uAPI ioctls ----
-constexpr Name kViommuTypeNames[] = {{"default", 0}, {"arm_smmuv3", 1}, {"tegra241_cmdqv", 2},
-                                     {"selftest", 0xdeadbeef}};
+constexpr Name kViommuTypeNames[] = {
+    {"default", 0}, {"arm_smmuv3", 1}, {"tegra241_cmdqv", 2}, {"selftest", 0xdeadbeef}};
 constexpr NameSet kViommuTypes{false, kViommuTypeNames};
-constexpr Name kVeventqTypeNames[] = {{"default", 0}, {"arm_smmuv3", 1}, {"tegra241_cmdqv", 2},
-                                      {"selftest", 0xbeefbeef}};
+constexpr Name kVeventqTypeNames[] = {
+    {"default", 0}, {"arm_smmuv3", 1}, {"tegra241_cmdqv", 2}, {"selftest", 0xbeefbeef}};
 constexpr NameSet kVeventqTypes{false, kVeventqTypeNames};
-constexpr Name kHwQueueTypeNames[] = {{"default", 0}, {"tegra241_cmdqv", 1}, {"selftest", 0xdeadbeef}};
+constexpr Name kHwQueueTypeNames[] = {
+    {"default", 0}, {"tegra241_cmdqv", 1}, {"selftest", 0xdeadbeef}};
 constexpr NameSet kHwQueueTypes{false, kHwQueueTypeNames};
-constexpr Field kViommuAlloc[] = {
-    FLD(iommu_viommu_alloc, size, size),       FLD(iommu_viommu_alloc, flags, in),
-    FLD(iommu_viommu_alloc, type, in, &kViommuTypes), FLD(iommu_viommu_alloc, dev_id, obj),
-    FLD(iommu_viommu_alloc, hwpt_id, obj),     FLD(iommu_viommu_alloc, out_viommu_id, out_obj),
-    FLD(iommu_viommu_alloc, data_len, in),     RSV(iommu_viommu_alloc, reserved, "__reserved"),
-    FLD(iommu_viommu_alloc, data_uptr, uptr)};
+constexpr Field kViommuAlloc[] = {FLD(iommu_viommu_alloc, size, size),
+                                  FLD(iommu_viommu_alloc, flags, in),
+                                  FLD(iommu_viommu_alloc, type, in, &kViommuTypes),
+                                  FLD(iommu_viommu_alloc, dev_id, obj),
+                                  FLD(iommu_viommu_alloc, hwpt_id, obj),
+                                  FLD(iommu_viommu_alloc, out_viommu_id, out_obj),
+                                  FLD(iommu_viommu_alloc, data_len, in),
+                                  RSV(iommu_viommu_alloc, reserved, "__reserved"),
+                                  FLD(iommu_viommu_alloc, data_uptr, uptr)};
 constexpr Field kVdeviceAlloc[] = {
     FLD(iommu_vdevice_alloc, size, size), FLD(iommu_vdevice_alloc, viommu_id, obj),
     FLD(iommu_vdevice_alloc, dev_id, obj), FLD(iommu_vdevice_alloc, out_vdevice_id, out_obj),
     FLD(iommu_vdevice_alloc, virt_id, in)};
 constexpr Field kChangeProcess[] = {FLD(iommu_ioas_change_process, size, size),
                                     RSV(iommu_ioas_change_process, reserved, "__reserved")};
-constexpr Field kVeventqAlloc[] = {
-    FLD(iommu_veventq_alloc, size, size),
-    FLD(iommu_veventq_alloc, flags, in),
-    FLD(iommu_veventq_alloc, viommu_id, obj),
-    FLD(iommu_veventq_alloc, type, in, &kVeventqTypes),
-    FLD(iommu_veventq_alloc, veventq_depth, in),
-    FLD(iommu_veventq_alloc, out_veventq_id, out_obj),
-    FLD(iommu_veventq_alloc, out_veventq_fd, out_fd),
-    RSV(iommu_veventq_alloc, reserved, "__reserved")};
-constexpr Field kHwQueueAlloc[] = {
-    FLD(iommu_hw_queue_alloc, size, size),
-    FLD(iommu_hw_queue_alloc, flags, in),
-    FLD(iommu_hw_queue_alloc, viommu_id, obj),
-    FLD(iommu_hw_queue_alloc, type, in, &kHwQueueTypes),
-    FLD(iommu_hw_queue_alloc, index, in),
-    FLD(iommu_hw_queue_alloc, out_hw_queue_id, out_obj),
-    FLD(iommu_hw_queue_alloc, nesting_parent_iova, in),
-    FLD(iommu_hw_queue_alloc, length, in)};
-#define NFLD(S, member, role, ...)                                                             \
-  Field {                                                                                      \
-    #member, width_of<decltype(S::member)>(), uint16_t(16 + offsetof(S, member)), Role::role,  \
-        __VA_ARGS__                                                                            \
+constexpr Field kVeventqAlloc[] = {FLD(iommu_veventq_alloc, size, size),
+                                   FLD(iommu_veventq_alloc, flags, in),
+                                   FLD(iommu_veventq_alloc, viommu_id, obj),
+                                   FLD(iommu_veventq_alloc, type, in, &kVeventqTypes),
+                                   FLD(iommu_veventq_alloc, veventq_depth, in),
+                                   FLD(iommu_veventq_alloc, out_veventq_id, out_obj),
+                                   FLD(iommu_veventq_alloc, out_veventq_fd, out_fd),
+                                   RSV(iommu_veventq_alloc, reserved, "__reserved")};
+constexpr Field kHwQueueAlloc[] = {FLD(iommu_hw_queue_alloc, size, size),
+                                   FLD(iommu_hw_queue_alloc, flags, in),
+                                   FLD(iommu_hw_queue_alloc, viommu_id, obj),
+                                   FLD(iommu_hw_queue_alloc, type, in, &kHwQueueTypes),
+                                   FLD(iommu_hw_queue_alloc, index, in),
+                                   FLD(iommu_hw_queue_alloc, out_hw_queue_id, out_obj),
+                                   FLD(iommu_hw_queue_alloc, nesting_parent_iova, in),
+                                   FLD(iommu_hw_queue_alloc, length, in)};
+#define NFLD(S, member, role, ...)                                                                 \
+  Field {                                                                                          \
+#member, width_of < decltype(S::member)>(), uint16_t(16 + offsetof(S, member)), Role::role,    \
+        __VA_ARGS__                                                                                \
   }
 constexpr Field kDevCheckCache[] = {TEST_HEAD(obj), NFLD(test_check_dev_cache, id, in),
                                     NFLD(test_check_dev_cache, cache, in)};
@@ -411,7 +418,9 @@ std::optional<Profile> profile_from_name(std::string_view name) {
   return std::nullopt;
 }
 
-std::span<const OpDesc> all_ops() { return kOps; }
+std::span<const OpDesc> all_ops() {
+  return kOps;
+}
 
 const OpDesc& op_desc(OpId id) {
   for (const auto& d : kOps)
@@ -453,10 +462,18 @@ const RecordDesc* record_by_name(std::string_view name) {
     if (r.name == name) return &r;
   return nullptr;
 }
-std::span<const RecordDesc> all_records() { return kRecords; }
-const RecordDesc& iova_range_record() { return kRecords[kRecIovaRange]; }
-const RecordDesc& pgfault_record() { return kRecords[kRecPgfault]; }
-const RecordDesc& page_response_record() { return kRecords[kRecPageResp]; }
+std::span<const RecordDesc> all_records() {
+  return kRecords;
+}
+const RecordDesc& iova_range_record() {
+  return kRecords[kRecIovaRange];
+}
+const RecordDesc& pgfault_record() {
+  return kRecords[kRecPgfault];
+}
+const RecordDesc& page_response_record() {
+  return kRecords[kRecPageResp];
+}
 
 std::optional<uint64_t> name_value(const NameSet& set, std::string_view name) {
   for (const auto& n : set.names)

@@ -13,7 +13,9 @@ namespace iommuspec::iommufd {
 enum class Profile : uint8_t { linux_6_12 = 0, linux_latest = 1 };
 using ProfileMask = uint8_t;
 constexpr ProfileMask kAllProfiles = 0b11;
-constexpr ProfileMask mask_of(Profile p) { return ProfileMask(1u << unsigned(p)); }
+constexpr ProfileMask mask_of(Profile p) {
+  return ProfileMask(1u << unsigned(p));
+}
 std::string_view profile_name(Profile p);
 std::optional<Profile> profile_from_name(std::string_view name);
 
@@ -31,17 +33,17 @@ enum class Width : uint8_t { u8 = 1, u16 = 2, u32 = 4, u64 = 8 };
 // What a field means to the encoder (how a scenario value becomes bytes) and to the
 // comparison of observations (which fields are outputs).
 enum class Role : uint8_t {
-  size,     // the leading size field: sizeof(struct) unless the scenario says size=
-  in,       // plain input number, or a flag/enum name when the field has names
-  obj,      // input object ID: a scenario name or a raw number
-  fd,       // input file descriptor: a scenario name
-  uva,      // user virtual address: mem name + offset, or a raw number
-  uptr,     // user pointer to this call's payload; filled by the encoder
-  reserved, // must be zero; scenarios may set it to test the check
-  out,      // written by the kernel
-  inout,    // read and written back (entry_num, num_iovas, length)
-  out_obj,  // new object ID; a scenario name binds to it
-  out_fd,   // new file descriptor; a scenario name binds to it
+  size,      // the leading size field: sizeof(struct) unless the scenario says size=
+  in,        // plain input number, or a flag/enum name when the field has names
+  obj,       // input object ID: a scenario name or a raw number
+  fd,        // input file descriptor: a scenario name
+  uva,       // user virtual address: mem name + offset, or a raw number
+  uptr,      // user pointer to this call's payload; filled by the encoder
+  reserved,  // must be zero; scenarios may set it to test the check
+  out,       // written by the kernel
+  inout,     // read and written back (entry_num, num_iovas, length)
+  out_obj,   // new object ID; a scenario name binds to it
+  out_fd,    // new file descriptor; a scenario name binds to it
   inout_obj, // object ID in, and an object ID written back (vfio_ioas get, replace)
 };
 
@@ -87,9 +89,9 @@ struct OpDesc {
   OpId id;
   std::string_view name; // scenario keyword
   OpKind kind;
-  uint32_t nr;      // ioctl nr (IOMMUFD_CMD_*); for test ops IOMMUFD_CMD_BASE + 32
-  uint32_t test_op; // IOMMU_TEST_OP_* for test ops
-  uint16_t size;    // sizeof(struct) the kernel knows
+  uint32_t nr;       // ioctl nr (IOMMUFD_CMD_*); for test ops IOMMUFD_CMD_BASE + 32
+  uint32_t test_op;  // IOMMU_TEST_OP_* for test ops
+  uint16_t size;     // sizeof(struct) the kernel knows
   uint16_t min_size; // offsetofend(struct, last field) from the ioctl table
   std::span<const Field> fields;
   Payload payload;

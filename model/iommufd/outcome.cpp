@@ -90,9 +90,9 @@ std::optional<std::string> deviation(const OpDesc& op, const Outcome& out, const
     if (obs.payload.size() < want.size() ||
         std::memcmp(obs.payload.data(), want.data(), want.size()) != 0) {
       size_t i = 0;
-      while (i < want.size() && i < obs.payload.size() && obs.payload[i] == want[i]) ++i;
-      return fmt::format("{} data differs at byte {} (model: {} bytes)", op.name, i,
-                         want.size());
+      while (i < want.size() && i < obs.payload.size() && obs.payload[i] == want[i])
+        ++i;
+      return fmt::format("{} data differs at byte {} (model: {} bytes)", op.name, i, want.size());
     }
   }
   return std::nullopt;
@@ -105,9 +105,15 @@ std::string describe(const OpDesc& op, const Outcome& out) {
     case FieldRule::Kind::exact:
       s += fmt::format(" {}={}", r.field->name, value_text(*r.field, r.value));
       break;
-    case FieldRule::Kind::new_obj: s += fmt::format(" {}=<new>", r.field->name); break;
-    case FieldRule::Kind::obj: s += fmt::format(" {}=<obj {}>", r.field->name, r.value); break;
-    case FieldRule::Kind::iova: s += fmt::format(" {}∈{}", r.field->name, r.slots.describe()); break;
+    case FieldRule::Kind::new_obj:
+      s += fmt::format(" {}=<new>", r.field->name);
+      break;
+    case FieldRule::Kind::obj:
+      s += fmt::format(" {}=<obj {}>", r.field->name, r.value);
+      break;
+    case FieldRule::Kind::iova:
+      s += fmt::format(" {}∈{}", r.field->name, r.slots.describe());
+      break;
     }
   }
   if (out.payload_defined && !out.payload.empty())
@@ -122,7 +128,8 @@ std::string describe(const OpDesc& op, const Observation& obs, const Outcome* ou
     s += fmt::format(" {}={}", f.name, value_text(f, read_field(obs.arg.data(), f)));
   };
   if (out) {
-    for (const auto& r : out->rules) show(*r.field);
+    for (const auto& r : out->rules)
+      show(*r.field);
   } else if (obs.err == Errno::ok) {
     for (const auto& f : op.fields)
       if (is_output(f.role)) show(f);

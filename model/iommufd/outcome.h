@@ -4,17 +4,17 @@
 // not compared (e.g. outputs of a failed call the kernel never writes back).
 #pragma once
 
-#include <cstdint>
-#include <functional>
-#include <optional>
-#include <string>
-#include <vector>
-
 #include "core/clause.h"
 #include "core/errno.h"
 #include "core/range.h"
 #include "iommufd/call.h"
 #include "iommufd/ops.h"
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
 
 namespace iommuspec::iommufd {
 
@@ -31,10 +31,10 @@ struct IovaSlots {
 
 struct FieldRule {
   enum class Kind : uint8_t {
-    exact,    // the field equals `value`
-    new_obj,  // a fresh object ID: not 0, not the ID of a live object (checked by the runner)
-    obj,      // the target's ID of the object the model knows as `value`
-    iova,     // one of `slots`
+    exact,   // the field equals `value`
+    new_obj, // a fresh object ID: not 0, not the ID of a live object (checked by the runner)
+    obj,     // the target's ID of the object the model knows as `value`
+    iova,    // one of `slots`
   };
   const Field* field = nullptr;
   Kind kind = Kind::exact;

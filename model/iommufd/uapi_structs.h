@@ -19,7 +19,9 @@ using au64 = alignas(8) uint64_t; // __aligned_u64
 constexpr u32 IOMMUFD_TYPE = ';';
 constexpr u32 IOMMUFD_CMD_BASE = 0x80;
 // _IO(type, nr): no direction and no size bits (include/uapi/asm-generic/ioctl.h).
-constexpr u32 io_cmd(u32 nr) { return (IOMMUFD_TYPE << 8) | nr; }
+constexpr u32 io_cmd(u32 nr) {
+  return (IOMMUFD_TYPE << 8) | nr;
+}
 
 struct iommu_destroy {
   u32 size;

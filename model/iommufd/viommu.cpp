@@ -1,10 +1,10 @@
 // The newer uAPI (linux-latest profile): vIOMMU, vDEVICE, vEVENTQ, HW queues, PASID
 // attach. Sources: upstream drivers/iommu/iommufd/viommu.c, eventq.c, driver.c,
 // device.c and selftest.c (about v6.17).
-#include <algorithm>
-
 #include "iommufd/machine.h"
 #include "iommufd/machine_ctx.h"
+
+#include <algorithm>
 
 namespace iommuspec::iommufd {
 namespace {
@@ -185,8 +185,8 @@ Errno Machine::trigger_vevent(Ctx& c) {
   }
   if (!q) return c.fail(C::vevent_trigger, Errno::eopnotsupp);
   // iommufd_viommu_report_event() + iommufd_vevent_handler()
-  const size_t queued = size_t(std::count_if(q->queue.begin(), q->queue.end(),
-                                             [](const auto& e) { return !e.lost; }));
+  const size_t queued = size_t(
+      std::count_if(q->queue.begin(), q->queue.end(), [](const auto& e) { return !e.lost; }));
   VeventqState::Event ev;
   if (queued == q->depth) {
     ev.lost = true;
@@ -286,7 +286,8 @@ Errno Machine::ioas_change_process(Ctx& c) {
   const auto cmd = c.load<uapi::iommu_ioas_change_process>();
   if (cmd.reserved) return c.fail(C::change_process_rule, Errno::eopnotsupp);
   for (ObjId id : live_ids())
-    if (objects_[id]->type == ObjType::ioas && !std::get<IoasState>(objects_[id]->data).areas.empty())
+    if (objects_[id]->type == ObjType::ioas &&
+        !std::get<IoasState>(objects_[id]->data).areas.empty())
       return c.fail(C::change_process_rule, Errno::einval); // no mapping is MAP_FILE here
   return c.ok(C::change_process_rule);
 }
@@ -346,7 +347,9 @@ Errno Machine::pasid_attach(Ctx& c) {
   return c.ok(replace ? C::pasid_replace_rule : C::pasid_attach_rule);
 }
 
-Errno Machine::pasid_replace(Ctx& c) { return pasid_attach(c); }
+Errno Machine::pasid_replace(Ctx& c) {
+  return pasid_attach(c);
+}
 
 Errno Machine::pasid_detach(Ctx& c) {
   auto cmd = c.load<uapi::iommu_test_cmd>();
