@@ -198,4 +198,32 @@ void write_html(const Run& run, const std::string& path) {
   write_atomically(path, h);
 }
 
+void write_index(const std::vector<std::pair<Run, std::string>>& runs, const std::string& dir) {
+  nlohmann::json j = nlohmann::json::array();
+  std::string h = "<!doctype html><html><head><meta charset=\"utf-8\"><title>iommuspec "
+                  "certification</title><style>body{font:14px system-ui,sans-serif;margin:2em}"
+                  "td,th{border:1px solid #ccc;padding:2px 8px}table{border-collapse:collapse}"
+                  "</style></head><body><h1>iommuspec certification</h1><table><tr><th>target"
+                  "</th><th>profile</th><th>pass</th><th>fail</th><th>unsupported</th><th>error"
+                  "</th><th>report</th></tr>";
+  for (const auto& [run, sub] : runs) {
+    j.push_back({{"target", run.target},
+                 {"profile", run.profile},
+                 {"summary",
+                  {{"pass", run.summary.pass},
+                   {"fail", run.summary.fail},
+                   {"unsupported", run.summary.unsupported},
+                   {"error", run.summary.error}}},
+                 {"report", sub}});
+    h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+                     "<td><a href=\"{}/report.html\">{}</a></td></tr>",
+                     xml_escape(run.target), xml_escape(run.profile), run.summary.pass,
+                     run.summary.fail, run.summary.unsupported, run.summary.error, xml_escape(sub),
+                     xml_escape(sub));
+  }
+  h += "</table></body></html>\n";
+  write_atomically(dir + "/summary.json", j.dump(2) + "\n");
+  write_atomically(dir + "/index.html", h);
+}
+
 } // namespace iommuspec::results

@@ -57,5 +57,7 @@ void write_json(const Run& run, const std::string& path);
 void write_junit(const Run& run, const std::string& path);
 void write_html(const Run& run, const std::string& path);
 void write_atomically(const std::string& path, const std::string& content);
+// The certification index: one line per (target, profile) run with its report directory.
+void write_index(const std::vector<std::pair<Run, std::string>>& runs, const std::string& dir);
 
 } // namespace iommuspec::results

@@ -289,14 +289,17 @@ int main(int argc, char** argv) {
         specs.push_back(make_target_spec(t, std::nullopt));
       const auto scs = load({default_suites()});
       int code = kExitOk;
+      std::vector<std::pair<results::Run, std::string>> runs;
       for (const auto& s : specs) {
-        const std::string dir =
-            fmt::format("{}/{}-{}", cert_out, s.name, iommufd::profile_name(s.profile));
+        const std::string sub = fmt::format("{}-{}", s.name, iommufd::profile_name(s.profile));
         const auto r = run_target(s, scs, 0, 0, 1, jobs, quiet);
-        write_reports(r, dir);
-        print_summary(r, dir);
+        write_reports(r, cert_out + "/" + sub);
+        print_summary(r, cert_out + "/" + sub);
         code = std::max(code, exit_code(r.summary));
+        runs.emplace_back(r, sub);
       }
+      results::write_index(runs, cert_out);
+      std::printf("certification index: %s/index.html\n", cert_out.c_str());
       return code;
     }
     if (*check) {
@@ -317,8 +320,13 @@ int main(int argc, char** argv) {
             const auto p = *iommufd::profile_from_name(pn);
             auto t = conformance::make_model_target(p);
             const auto r = conformance::run_scenario(sc, *t, p);
-            if (r.verdict == "error" || r.verdict == "fail")
-              d.push_back({f, {0, 0}, fmt::format("on the model ({}): {}", pn, r.message)});
+            if (r.verdict == "error" || r.verdict == "fail") {
+              scenario::Pos at{1, 1};
+              for (const auto& st : r.steps)
+                if (st.verdict == "fail" && st.number >= 1 && size_t(st.number) <= sc.steps.size())
+                  at = sc.steps[size_t(st.number) - 1].pos;
+              d.push_back({f, at, fmt::format("on the model ({}): {}", pn, r.message)});
+            }
           }
         }
         for (const auto& x : d)

@@ -44,6 +44,40 @@ std::optional<std::string> check_pins(const scenario::Pins& pins, const iommufd:
     return fmt::format("pinned {} but the call returned {}", errno_name(*pins.err),
                        errno_name(obs.err));
   for (const auto& p : pins.fields) {
+    if (p.records) {
+      const auto got = scenario::split_records(p, obs.payload);
+      if (got.size() != p.records->size())
+        return fmt::format("pinned {} records but {} were returned", p.records->size(), got.size());
+      for (size_t i = 0; i < got.size(); ++i)
+        for (const auto& [f, v] : (*p.records)[i].fields) {
+          const uint64_t have = iommufd::read_field(got[i].data(), *f);
+          std::optional<uint64_t> want;
+          if (const auto* n = std::get_if<scenario::Number>(&v.v))
+            want = n->v;
+          else if (const auto* r = std::get_if<scenario::Ref>(&v.v)) {
+            if (f->names) want = iommufd::name_value(*f->names, r->name);
+            if (!want)
+              if (const Binding* b = names.find(r->name)) want = b->value + r->offset;
+          } else if (const auto* fl = std::get_if<scenario::Flags>(&v.v); fl && f->names) {
+            uint64_t x = fl->extra;
+            for (const auto& nm : fl->names)
+              x |= iommufd::name_value(*f->names, nm).value_or(0);
+            want = x;
+          }
+          if (!want) return fmt::format("record {}: cannot resolve the pinned {}", i, f->name);
+          if (*want != have)
+            return fmt::format("record {}: pinned {}={} but it is {}", i, f->name,
+                               scenario::print_number(*want), scenario::print_number(have));
+        }
+      continue;
+    }
+    if (p.bits) {
+      std::vector<uint64_t> got;
+      for (size_t b = 0; b < obs.payload.size() * 8; ++b)
+        if (obs.payload[b / 8] & (1u << (b % 8))) got.push_back(b);
+      if (got != *p.bits) return std::string("pinned bits differ from the returned bitmap");
+      continue;
+    }
     if (p.ranges) {
       const uint64_t cap = call.payload.size() / 16;
       std::vector<Range> got;
@@ -132,13 +166,11 @@ results::ScenarioResult run_scenario(const scenario::Scenario& sc, Target& targe
     tnames.bound[m.name] = {Binding::Kind::mem, base, m.size, 0};
     mnames.bound[m.name] = {Binding::Kind::mem, base, m.size, 0};
   }
+  // Target IDs of the objects the model holds live before a step: a fresh ID must be none
+  // of them (taken before the model executes the step, whose new object is live after it).
+  std::set<uint64_t> live_before;
   iommufd::IdView ids;
-  ids.live = [&](uint64_t t) {
-    for (const auto& [m, tt] : id_map)
-      if (tt == t && model.object(uint32_t(m)) && !model.object(uint32_t(m))->tombstone)
-        return true;
-    return false;
-  };
+  ids.live = [&](uint64_t t) { return live_before.count(t) != 0; };
   ids.to_target = [&](uint64_t m) -> std::optional<uint64_t> {
     auto it = id_map.find(m);
     if (it == id_map.end()) return std::nullopt;
@@ -179,6 +211,9 @@ results::ScenarioResult run_scenario(const scenario::Scenario& sc, Target& targe
       stopped = true;
       continue;
     }
+    live_before.clear();
+    for (const auto& [m, t] : id_map)
+      if (const auto* o = model.object(uint32_t(m)); o && !o->tombstone) live_before.insert(t);
     const auto res = model.execute(me->call, &obs);
     const iommufd::OpDesc& op = *te->op;
     sr.observed = iommufd::describe(op, obs, &res.allowed);
@@ -187,6 +222,9 @@ results::ScenarioResult run_scenario(const scenario::Scenario& sc, Target& targe
       sr.clause = std::string(res.allowed.clause->id);
       clauses.insert(sr.clause);
     }
+    for (const auto& rule : res.allowed.rules)
+      if (rule.kind == iommufd::FieldRule::Kind::new_obj)
+        clauses.insert(std::string(iommufd::clause(iommufd::C::obj_id_unique).id));
     sr.verdict = "pass";
     if (auto dev = iommufd::deviation(op, res.allowed, obs, ids)) {
       sr.verdict = "fail";

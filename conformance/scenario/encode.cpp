@@ -358,6 +358,51 @@ std::optional<Encoded> encode(const Step& step, const Names& names, const std::s
   return enc;
 }
 
+namespace {
+
+// A vEVENT as read(): header {flags, sequence}, then the selftest payload {virt_id}.
+constexpr iommufd::Name kVeventFlagNames[] = {{"lost_events", 1}};
+constexpr iommufd::NameSet kVeventFlags{true, kVeventFlagNames};
+constexpr Field kVeventFields[] = {{"flags", iommufd::Width::u32, 0, Role::out, &kVeventFlags},
+                                   {"sequence", iommufd::Width::u32, 4, Role::out},
+                                   {"virt_id", iommufd::Width::u32, 8, Role::out}};
+constexpr RecordDesc kVevent{"vevent", 0, 12, kVeventFields};
+
+const RecordDesc* returned_record(const OpDesc& op, bool& variable) {
+  variable = false;
+  switch (op.id) {
+  case iommufd::OpId::fault_read:
+    return &iommufd::pgfault_record();
+  case iommufd::OpId::veventq_read:
+    variable = true;
+    return &kVevent;
+  case iommufd::OpId::get_hw_info:
+    return iommufd::record_by_name("test_hw_info");
+  default:
+    return nullptr;
+  }
+}
+
+} // namespace
+
+std::vector<std::vector<uint8_t>> split_records(const Pin& pin, const std::vector<uint8_t>& data) {
+  std::vector<std::vector<uint8_t>> out;
+  size_t at = 0;
+  while (at < data.size()) {
+    size_t n = pin.record->size;
+    if (pin.variable_records) {
+      uint32_t flags = 0;
+      if (at + 4 <= data.size()) std::memcpy(&flags, data.data() + at, 4);
+      n = (flags & 1) ? 8 : 12;
+    }
+    std::vector<uint8_t> r(pin.record->size, 0);
+    std::memcpy(r.data(), data.data() + at, std::min(n, data.size() - at));
+    out.push_back(std::move(r));
+    at += n;
+  }
+  return out;
+}
+
 std::optional<Pins> decode_pins(const Step& step, const OpDesc& op, const std::string& file,
                                 std::vector<Diagnostic>& diags) {
   Pins p;
@@ -387,6 +432,63 @@ std::optional<Pins> decode_pins(const Step& step, const OpDesc& op, const std::s
         continue;
       }
       pin.ranges = rs;
+      p.fields.push_back(pin);
+      continue;
+    }
+    bool variable = false;
+    const RecordDesc* rec = returned_record(op, variable);
+    if (rec && ((a.key == "records" && op.id != iommufd::OpId::get_hw_info) ||
+                (a.key == "data" && op.id == iommufd::OpId::get_hw_info))) {
+      std::vector<const Record*> items;
+      if (const auto* l = std::get_if<List>(&a.value.v)) {
+        for (const auto& it : l->items)
+          if (const auto* r = std::get_if<Record>(&it)) items.push_back(r);
+        if (items.size() != l->items.size()) items.clear(), ok = false;
+      } else if (const auto* r = std::get_if<Record>(&a.value.v)) {
+        items.push_back(r);
+      } else {
+        ok = false;
+      }
+      if (!ok) {
+        diags.push_back({file, a.pos, fmt::format("{} takes [{{field=value ...}}, ...]", a.key)});
+        continue;
+      }
+      pin.record = rec;
+      pin.variable_records = variable;
+      pin.records.emplace();
+      for (const Record* r : items) {
+        RecordPin rp;
+        for (const auto& fa : r->args) {
+          const Field* rf = iommufd::find_field(rec->fields, fa.key);
+          if (!rf) {
+            std::string known;
+            for (const auto& x : rec->fields)
+              known += " " + std::string(x.name);
+            diags.push_back(
+                {file, fa.pos.line ? fa.pos : a.pos,
+                 fmt::format("{} has no field '{}' (fields:{})", rec->name, fa.key, known)});
+            ok = false;
+            continue;
+          }
+          rp.fields.emplace_back(rf, fa.value);
+        }
+        pin.records->push_back(std::move(rp));
+      }
+      p.fields.push_back(pin);
+      continue;
+    }
+    if (a.key == "bits" && op.payload == Payload::bitmap_out) {
+      const auto* l = std::get_if<List>(&a.value.v);
+      std::vector<uint64_t> bits;
+      if (l)
+        for (const auto& it : l->items)
+          if (const auto* n = std::get_if<Number>(&it)) bits.push_back(n->v);
+      if (!l || bits.size() != l->items.size()) {
+        diags.push_back({file, a.pos, "bits takes [bit numbers]"});
+        ok = false;
+        continue;
+      }
+      pin.bits = bits;
       p.fields.push_back(pin);
       continue;
     }

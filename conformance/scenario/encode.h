@@ -50,8 +50,17 @@ std::optional<Encoded> encode(const Step& step, const Names& names, const std::s
                               std::vector<Diagnostic>& diags);
 
 // Pinned expectation of one step, decoded for comparison.
+// A pinned record of returned data: the listed fields of one record (fault records, vEVENTs,
+// the GET_HW_INFO data); values are numbers, flag/enum names, or bound names (IDs).
+struct RecordPin {
+  std::vector<std::pair<const iommufd::Field*, Value>> fields;
+};
 struct Pin {
   const iommufd::Field* field = nullptr;
+  std::optional<std::vector<RecordPin>> records;       // `records=[{..}]` / `data={..}`
+  const iommufd::RecordDesc* record = nullptr;         // how to decode the returned bytes
+  bool variable_records = false;                       // vEVENTs: 8-byte LOST header or 12 bytes
+  std::optional<std::vector<uint64_t>> bits;           // `bits=[..]` of a returned dirty bitmap
   std::optional<uint64_t> value;                       // a number, a flag set or an enum name
   std::string name;                                    // a name: bind it if new, else compare IDs
   std::optional<std::vector<iommuspec::Range>> ranges; // `ranges=[..]` of IOAS_IOVA_RANGES
@@ -63,6 +72,9 @@ struct Pins {
 };
 std::optional<Pins> decode_pins(const Step& step, const iommufd::OpDesc& op,
                                 const std::string& file, std::vector<Diagnostic>& diags);
+
+// Decode returned data into records for record pins (fault records, vEVENTs, hw_info).
+std::vector<std::vector<uint8_t>> split_records(const Pin& pin, const std::vector<uint8_t>& data);
 
 // Known feature names a scenario may require and a target may have.
 const std::set<std::string>& known_features();

@@ -182,14 +182,17 @@ constexpr Field kHwptAlloc[] = {FLD(iommu_hwpt_alloc, size, size),
                                 FLD(iommu_hwpt_alloc, data_uptr, uptr),
                                 FLD(iommu_hwpt_alloc, fault_id, obj),
                                 RSV(iommu_hwpt_alloc, reserved2, "__reserved2")};
-constexpr Field kGetHwInfo[] = {FLD(iommu_hw_info, size, size),
-                                FLD(iommu_hw_info, flags, in),
-                                FLD(iommu_hw_info, dev_id, obj),
-                                FLD(iommu_hw_info, data_len, inout),
-                                FLD(iommu_hw_info, data_uptr, uptr),
-                                FLD(iommu_hw_info, out_data_type, out, &kHwInfoTypes),
-                                FLD(iommu_hw_info, out_max_pasid_log2, out),
-                                FLD(iommu_hw_info, out_capabilities, out)};
+constexpr Field kGetHwInfo[] = {
+    FLD(iommu_hw_info, size, size), FLD(iommu_hw_info, flags, in), FLD(iommu_hw_info, dev_id, obj),
+    FLD(iommu_hw_info, data_len, inout), FLD(iommu_hw_info, data_uptr, uptr),
+    FLD(iommu_hw_info, out_data_type, out, &kHwInfoTypes),
+    // union { in_data_type; out_data_type } (newer uAPI)
+    Field{"in_data_type", Width::u32, 24, Role::in, &kHwInfoTypes},
+    FLD(iommu_hw_info, out_max_pasid_log2, out),
+    // __reserved[3]: each byte must be 0; one field per byte
+    Field{"__reserved", Width::u8, 29, Role::reserved},
+    Field{"__reserved1", Width::u8, 30, Role::reserved},
+    Field{"__reserved2", Width::u8, 31, Role::reserved}, FLD(iommu_hw_info, out_capabilities, out)};
 constexpr Field kSetDirtyTracking[] = {
     FLD(iommu_hwpt_set_dirty_tracking, size, size),
     FLD(iommu_hwpt_set_dirty_tracking, flags, in, &kDirtyTrackingFlags),
@@ -313,7 +316,8 @@ constexpr Field kHwQueueAlloc[] = {FLD(iommu_hw_queue_alloc, size, size),
 #member, width_of < decltype(S::member)>(), uint16_t(16 + offsetof(S, member)), Role::role,    \
         __VA_ARGS__                                                                                \
   }
-constexpr Field kDevCheckCache[] = {TEST_HEAD(obj), NFLD(test_check_dev_cache, id, in),
+// check_dev_cache.id is spelled cache_id: the command's own `id` names the device.
+constexpr Field kDevCheckCache[] = {TEST_HEAD(obj), Field{"cache_id", Width::u32, 16, Role::in},
                                     NFLD(test_check_dev_cache, cache, in)};
 constexpr Field kTriggerVevent[] = {TEST_HEAD(in), NFLD(test_trigger_vevent, dev_id, obj)};
 constexpr Field kPasidAttach[] = {TEST_HEAD(obj), NFLD(test_pasid, pasid, in),

@@ -56,8 +56,8 @@ std::optional<std::string> deviation(const OpDesc& op, const Outcome& out, const
       break;
     case FieldRule::Kind::new_obj:
       if (v == 0 || v > 0x7fffffffu || (ids.live && ids.live(v)))
-        return fmt::format("{} = {} is not a fresh object ID (not 0, at most 2^31-1, no live "
-                           "object's)",
+        return fmt::format("{} = {} is not a fresh object ID (IOMMUFD.OBJ.id_unique: not 0, at "
+                           "most 2^31-1, no live object's)",
                            r.field->name, v);
       break;
     case FieldRule::Kind::obj: {
