@@ -262,8 +262,11 @@ struct Destroy : Cmd {
       RC_ASSERT(r.obs.err == Errno::ebusy);
     else
       RC_ASSERT(r.obs.err == Errno::ok);
-    if (r.obs.err == Errno::ok) RC_ASSERT(s.m.object(id) == nullptr || s.m.object(id)->tombstone);
-    if (r.obs.err == Errno::ebusy) RC_ASSERT(s.m.object(id) != nullptr);
+    // (RC_ASSERT decomposes its expression: keep short-circuits outside it.)
+    const auto* after = s.m.object(id);
+    const bool gone = after == nullptr || after->tombstone;
+    if (r.obs.err == Errno::ok) RC_ASSERT(gone);
+    if (r.obs.err == Errno::ebusy) RC_ASSERT(!gone);
     check_invariants(s.m);
   }
   void show(std::ostream& os) const override { os << "destroy id=h" << h; }

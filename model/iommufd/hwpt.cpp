@@ -270,7 +270,7 @@ Errno Machine::get_hw_info(Ctx& c) {
     return c.fail(C::hw_info_ok, Errno::efault);
   auto& p = c.obs.payload;
   std::fill(p.begin(), p.begin() + cmd.data_len, 0); // clear_user() of the tail
-  std::memcpy(p.data(), &info, copy_len);
+  if (copy_len) std::memcpy(p.data(), &info, copy_len);
   c.out.payload_defined = true;
   c.out.payload.assign(p.begin(), p.begin() + cmd.data_len);
   cmd.data_len = sizeof(info);
