@@ -1,7 +1,9 @@
 // iommuspec: the command line. See `iommuspec --help` and README.md.
 #include "iommufd/clauses.h"
+#include "kernel/kernel.h"
 #include "runner/runner.h"
 #include "scenario/encode.h"
+#include "targets/protocol_target.h"
 
 #include <CLI/CLI.hpp>
 #include <chrono>
@@ -50,18 +52,77 @@ struct TargetSpec {
   std::function<std::unique_ptr<conformance::Target>()> make;
 };
 
+struct TargetOptions {
+  std::string program;              // external
+  std::vector<std::string> devices; // kernel-local: VFIO cdevs
+  bool allow_host = false;          // kernel-local
+};
+
 const std::vector<std::string>& target_names() {
-  static const std::vector<std::string> n = {"model"};
+  static const std::vector<std::string> n = {"model", "kernel-mock", "kernel-local", "external"};
   return n;
 }
 
-TargetSpec make_target_spec(const std::string& name, std::optional<iommufd::Profile> profile) {
+// The agent next to this executable, or $IOMMUSPEC_AGENT.
+std::string agent_path() {
+  if (const char* e = std::getenv("IOMMUSPEC_AGENT")) return e;
+  std::error_code ec;
+  const auto self = fs::read_symlink("/proc/self/exe", ec);
+  const auto p = self.parent_path() / "iommuspec-agent";
+  if (ec || !fs::exists(p))
+    throw UsageError("cannot find iommuspec-agent next to iommuspec; set IOMMUSPEC_AGENT");
+  return p.string();
+}
+
+// A factory whose first target is made now (to learn the target's profile and features)
+// and handed out first.
+TargetSpec from_factory(const std::string& name, std::optional<iommufd::Profile> profile,
+                        std::function<std::unique_ptr<conformance::Target>()> make) {
+  auto first = std::make_shared<std::unique_ptr<conformance::Target>>(make());
+  const auto p = profile.value_or((*first)->info().profile);
+  return {name, p, [first, make]() -> std::unique_ptr<conformance::Target> {
+            if (*first) return std::move(*first);
+            return make();
+          }};
+}
+
+TargetSpec make_target_spec(const std::string& name, std::optional<iommufd::Profile> profile,
+                            const TargetOptions& o = {}) {
   if (name == "model") {
     const auto p = profile.value_or(iommufd::Profile::linux_latest);
     return {name, p, [p] { return conformance::make_model_target(p); }};
   }
-  throw UsageError(fmt::format("unknown target '{}' (available here: {}; see `iommuspec targets`)",
-                               name, fmt::join(target_names(), ", ")));
+  if (name == "external") {
+    if (o.program.empty())
+      throw UsageError("--target external needs --program 'COMMAND ARGS' (a program speaking "
+                       "the line protocol on stdin/stdout; try --program 'iommuspec serve-model')");
+    return from_factory(name, profile,
+                        [c = o.program] { return conformance::make_external_target(c); });
+  }
+  if (name == "kernel-mock") {
+    const std::string agent = agent_path();
+    return from_factory(name, profile.value_or(iommufd::Profile::linux_6_12),
+                        [agent] { return kernel::make_kernel_mock_target(agent); });
+  }
+  if (name == "kernel-local") {
+    if (!o.allow_host || o.devices.empty())
+      throw UsageError(
+          "kernel-local runs the scenarios on THIS machine's /dev/iommu and binds real devices "
+          "to it; it only runs when asked twice: --allow-host and one --device "
+          "/dev/vfio/devices/vfioN per VFIO cdev to use (the devices must already be bound to "
+          "vfio-pci; see README.md)");
+    for (const auto& d : o.devices) {
+      std::error_code ec;
+      if (d.rfind("/dev/vfio/devices/", 0) != 0 || !fs::is_character_file(d, ec))
+        throw UsageError(fmt::format("{} is not a VFIO cdev (/dev/vfio/devices/vfioN)", d));
+    }
+    const std::string agent = agent_path();
+    return from_factory(name, profile, [agent, devs = o.devices] {
+      return conformance::make_local_agent_target(agent, devs);
+    });
+  }
+  throw UsageError(fmt::format("unknown target '{}' (targets: {}; see `iommuspec targets`)", name,
+                               fmt::join(target_names(), ", ")));
 }
 
 // Parse every scenario; diagnostics go to stderr. Throws UsageError when any file is bad.
@@ -236,6 +297,16 @@ int main(int argc, char** argv) {
                   "uAPI profile: linux-6.12 or linux-latest (default: the "
                   "target's)");
   run->add_flag("--quiet,-q", quiet, "No progress output");
+  TargetOptions topts;
+  run->add_option("--program", topts.program,
+                  "external: the command to run (it speaks the line "
+                  "protocol on stdin/stdout)");
+  run->add_option("--device", topts.devices,
+                  "kernel-local: a VFIO cdev to bind "
+                  "(/dev/vfio/devices/vfioN); repeat for more");
+  run->add_flag("--allow-host", topts.allow_host,
+                "kernel-local: yes, run on this host's "
+                "/dev/iommu");
 
   // certify
   auto* cert = app.add_subcommand("certify", "The main job: the default suites on the default "
@@ -246,6 +317,21 @@ int main(int argc, char** argv) {
   cert->add_option("--out,-o", cert_out, "Output directory")->capture_default_str();
   cert->add_option("--jobs,-j", jobs, "Scenarios to run in parallel")->check(CLI::Range(1, 64));
   cert->add_flag("--quiet,-q", quiet, "No progress output");
+
+  // kernel
+  auto* kern = app.add_subcommand("kernel", "The test kernel for kernel-mock (Debian's "
+                                            "linux-source-6.12 with CONFIG_IOMMUFD_TEST)");
+  kern->require_subcommand(1);
+  auto* kbuild = kern->add_subcommand("build", "Build the test kernel, or find it in the cache "
+                                               "(" +
+                                                   kernel::cache_root() + ")");
+  auto* kboot = kern->add_subcommand("boot", "Boot the test kernel with the agent and report "
+                                             "its version and the ioctls it has");
+
+  // serve-model
+  auto* serve = app.add_subcommand("serve-model", "Serve the model on stdin/stdout with the line "
+                                                  "protocol of the external target");
+  serve->add_option("--profile", profile, "uAPI profile (default linux-latest)");
 
   // check
   auto* check = app.add_subcommand("check", "Lint scenario files (syntax, names, operations, "
@@ -271,7 +357,7 @@ int main(int argc, char** argv) {
 
   try {
     if (*run) {
-      const auto spec = make_target_spec(target, parse_profile(profile));
+      const auto spec = make_target_spec(target, parse_profile(profile), topts);
       const auto [si, sn] = parse_shard(shard);
       const auto scs = load(suites.empty() ? std::vector<std::string>{default_suites()} : suites);
       const auto r = run_target(spec, scs, seed, si, sn, jobs, quiet);
@@ -301,6 +387,36 @@ int main(int argc, char** argv) {
       results::write_index(runs, cert_out);
       std::printf("certification index: %s/index.html\n", cert_out.c_str());
       return code;
+    }
+    if (*kbuild) {
+      const bool tty = isatty(2);
+      const auto b = kernel::build([tty](const std::string& m) {
+        if (tty)
+          std::fprintf(stderr, "\r\033[K%s", m.c_str());
+        else
+          std::fprintf(stderr, "%s\n", m.c_str());
+      });
+      if (tty) std::fprintf(stderr, "\n");
+      std::printf("test kernel: %s\nkey: %s (linux-source-6.12 %s)\n%s\n", b.bzimage.c_str(),
+                  b.key.c_str(), b.version.c_str(),
+                  b.cached ? "cached: nothing built"
+                           : fmt::format("built in {:.0f}s", b.seconds).c_str());
+      return kExitOk;
+    }
+    if (*kboot) {
+      const auto t0 = std::chrono::steady_clock::now();
+      auto t = kernel::make_kernel_mock_target(agent_path());
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const auto i = t->info();
+      std::printf("booted in %.2fs\n", s);
+      for (const auto& [k, v] : i.fingerprint)
+        std::printf("%-9s %s\n", k.c_str(), v.c_str());
+      std::printf("%-9s %s\n", "features", fmt::format("{}", fmt::join(i.features, ",")).c_str());
+      return kExitOk;
+    }
+    if (*serve) {
+      return conformance::serve_model(
+          parse_profile(profile).value_or(iommufd::Profile::linux_latest));
     }
     if (*check) {
       std::vector<std::string> errors;
@@ -346,8 +462,27 @@ int main(int argc, char** argv) {
       return kExitOk;
     }
     if (*tg) {
-      std::printf("%-8s %-13s %s\n", "target", "profiles", "status");
-      std::printf("%-8s %-13s %s\n", "model", "6.12, latest", "available (in process)");
+      const bool qemu = std::system("command -v qemu-system-x86_64 >/dev/null 2>&1") == 0;
+      const auto kb = kernel::cached();
+      std::string agent;
+      try {
+        agent = agent_path();
+      } catch (const UsageError&) {
+      }
+      std::printf("%-13s %-13s %s\n", "target", "profiles", "status here");
+      std::printf("%-13s %-13s %s\n", "model", "6.12, latest", "available (in process)");
+      std::printf("%-13s %-13s %s\n", "kernel-mock", "6.12",
+                  !qemu           ? "needs qemu-system-x86_64 (apt-get install qemu-system-x86)"
+                  : agent.empty() ? "needs the iommuspec-agent binary"
+                  : kb            ? ("available (test kernel cached: " + kb->bzimage + ")").c_str()
+                                  : "available; the first run builds the test kernel (or run "
+                                    "`iommuspec kernel build`)");
+      std::printf("%-13s %-13s %s\n", "kernel-local", "host's",
+                  fs::exists("/dev/iommu")
+                      ? "opt-in: --allow-host and --device /dev/vfio/devices/vfioN"
+                      : "unavailable: this host has no /dev/iommu");
+      std::printf("%-13s %-13s %s\n", "external", "its own",
+                  "needs --program 'COMMAND' (e.g. 'iommuspec serve-model')");
       return kExitOk;
     }
     if (*cl) {
