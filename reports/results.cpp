@@ -5,6 +5,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 
 namespace iommuspec::results {
@@ -15,9 +16,10 @@ void finalize(Run& run, const std::vector<std::string>& catalogue) {
   for (const auto& s : run.scenarios) {
     if (s.verdict == "pass")
       ++run.summary.pass;
-    else if (s.verdict == "fail")
+    else if (s.verdict == "fail") {
       ++run.summary.fail;
-    else if (s.verdict == "unsupported")
+      run.summary.known_findings += s.known_finding ? 1 : 0;
+    } else if (s.verdict == "unsupported")
       ++run.summary.unsupported;
     else
       ++run.summary.error;
@@ -39,6 +41,40 @@ void finalize(Run& run, const std::vector<std::string>& catalogue) {
       st = "untested";
     run.clauses[c] = st;
   }
+}
+
+std::map<std::string, std::string> read_findings(const std::string& path) {
+  std::map<std::string, std::string> m;
+  std::ifstream f(path);
+  for (std::string line; std::getline(f, line);) {
+    const auto hash = line.find('#');
+    if (hash != std::string::npos) line.resize(hash);
+    std::istringstream ss(line);
+    std::string id, clause;
+    if (ss >> id >> clause) m[id] = clause;
+  }
+  return m;
+}
+
+FindingsCheck apply_findings(Run& run, const std::map<std::string, std::string>& known) {
+  FindingsCheck c;
+  std::set<std::string> seen;
+  for (auto& s : run.scenarios) {
+    if (s.verdict != "fail") continue;
+    std::string clause;
+    for (const auto& st : s.steps)
+      if (st.verdict == "fail") clause = st.clause;
+    auto it = known.find(s.id);
+    if (it != known.end() && it->second == clause) {
+      s.known_finding = true;
+      seen.insert(s.id);
+    } else {
+      c.unexpected.push_back(s.id + " " + clause + ": " + s.message);
+    }
+  }
+  for (const auto& [id, clause] : known)
+    if (!seen.count(id)) c.missing.push_back(id + " " + clause);
+  return c;
 }
 
 void write_atomically(const std::string& path, const std::string& content) {
@@ -66,7 +102,8 @@ void write_json(const Run& run, const std::string& path) {
   j["summary"] = {{"pass", run.summary.pass},
                   {"fail", run.summary.fail},
                   {"unsupported", run.summary.unsupported},
-                  {"error", run.summary.error}};
+                  {"error", run.summary.error},
+                  {"known_findings", run.summary.known_findings}};
   json scs = json::array();
   for (const auto& s : run.scenarios) {
     json steps = json::array();
@@ -82,6 +119,7 @@ void write_json(const Run& run, const std::string& path) {
               {"verdict", s.verdict}, {"seconds", s.seconds}, {"steps", steps}};
     if (!s.message.empty()) o["message"] = s.message;
     if (!s.log.empty()) o["log"] = s.log;
+    if (s.known_finding) o["known_finding"] = true;
     scs.push_back(o);
   }
   j["scenarios"] = scs;
@@ -147,7 +185,9 @@ void write_junit(const Run& run, const std::string& path) {
       continue;
     }
     x += ">\n";
-    if (s.verdict == "fail")
+    if (s.verdict == "fail" && s.known_finding)
+      x += fmt::format("      <skipped message=\"known finding: {}\"/>\n", xml_escape(s.message));
+    else if (s.verdict == "fail")
       x += fmt::format("      <failure message=\"{}\">{}</failure>\n", xml_escape(s.message),
                        xml_escape(failure_text(s)));
     else if (s.verdict == "unsupported")
@@ -179,10 +219,12 @@ void write_html(const Run& run, const std::string& path) {
   for (const auto& [k, v] : run.fingerprint)
     h += fmt::format("<tr><th>{}</th><td>{}</td></tr>", xml_escape(k), xml_escape(v));
   h += "</table>";
-  h += fmt::format("<h2>Summary</h2><p><span class=pass>{} pass</span>, <span class=fail>{} "
-                   "fail</span>, <span class=unsupported>{} unsupported</span>, <span "
-                   "class=error>{} error</span></p>",
-                   run.summary.pass, run.summary.fail, run.summary.unsupported, run.summary.error);
+  h +=
+      fmt::format("<h2>Summary</h2><p><span class=pass>{} pass</span>, <span class=fail>{} "
+                  "fail</span> ({} known findings), <span class=unsupported>{} unsupported</span>, "
+                  "<span class=error>{} error</span></p>",
+                  run.summary.pass, run.summary.fail, run.summary.known_findings,
+                  run.summary.unsupported, run.summary.error);
   h += "<h2>Scenarios</h2><table><tr><th>scenario</th><th>verdict</th><th>seconds</th>"
        "<th>detail</th></tr>";
   for (const auto& s : run.scenarios) {

@@ -27,10 +27,12 @@ struct ScenarioResult {
   std::string message; // for fail, error, unsupported
   std::string log;     // target log excerpt for errors
   std::vector<StepResult> steps;
+  bool known_finding = false; // a failure listed in the target's known findings
 };
 
 struct Summary {
   int pass = 0, fail = 0, unsupported = 0, error = 0;
+  int known_findings = 0; // of the failures, those listed as known
 };
 
 struct Run {
@@ -50,6 +52,15 @@ struct Run {
 // Recompute summary and clause statuses from the scenarios; `catalogue` lists every clause
 // id so that clauses no scenario exercised show as "untested".
 void finalize(Run& run, const std::vector<std::string>& catalogue);
+
+// Known findings: "scenario-id clause  # why" lines. Marks the failures they list and
+// returns what does not match both ways (new failures, listed ones that did not fail).
+struct FindingsCheck {
+  std::vector<std::string> unexpected; // failures not in the list
+  std::vector<std::string> missing;    // listed but not failing
+};
+std::map<std::string, std::string> read_findings(const std::string& path); // id -> clause
+FindingsCheck apply_findings(Run& run, const std::map<std::string, std::string>& known);
 
 // Writers. Each writes to PATH.tmp and renames it over PATH, so a reader never sees a
 // half-written report.

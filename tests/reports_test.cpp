@@ -73,6 +73,24 @@ TEST(Results, JunitEscapesAndCounts) {
   EXPECT_NE(x.find("<skipped message=\"lacks viommu\"/>"), std::string::npos);
 }
 
+TEST(Results, KnownFindingsMatchBothWays) {
+  auto r = sample();
+  r.scenarios[1].steps = {{1, "1: destroy id=A", "EBUSY", "ok", "X.fail", "fail", "bad"}};
+  auto c = apply_findings(r, {{"b<&>", "X.fail"}});
+  EXPECT_TRUE(c.unexpected.empty());
+  EXPECT_TRUE(c.missing.empty());
+  EXPECT_TRUE(r.scenarios[1].known_finding);
+  finalize(r, {"X.ok"});
+  EXPECT_EQ(r.summary.known_findings, 1);
+  // The same scenario failing at another clause is a new deviation; a listed finding that
+  // no longer fails is reported as gone.
+  auto r2 = sample();
+  r2.scenarios[1].steps = {{1, "1: destroy id=A", "EBUSY", "ok", "X.other", "fail", "bad"}};
+  c = apply_findings(r2, {{"b<&>", "X.fail"}, {"a", "X.ok"}});
+  ASSERT_EQ(c.unexpected.size(), 1u);
+  ASSERT_EQ(c.missing.size(), 2u);
+}
+
 TEST(Results, AtomicWriteReplacesWhole) {
   const auto dir = std::filesystem::temp_directory_path() / "iommuspec-reports-test";
   std::filesystem::create_directories(dir);

@@ -113,10 +113,12 @@ Errno Machine::viommu_invalidate(Ctx& c, const uapi::iommu_hwpt_invalidate& cmd,
       why = C::viommu_inv_entry;
       return Errno::eopnotsupp;
     }
-    if (e.cache_id >= kMockDevCacheNum) {
+    // iommufd_test.h kernel-doc: with FLAG_ALL the id is ignored (the code checks it first).
+    if (!(e.flags & 1u) && e.cache_id >= kMockDevCacheNum) {
       why = C::viommu_inv_entry;
       return Errno::einval;
     }
+    const bool id_ignored = e.cache_id >= kMockDevCacheNum;
     auto it = viommu.vdevs.find(e.vdev_id);
     if (it == viommu.vdevs.end()) {
       why = C::viommu_inv_entry;
@@ -129,8 +131,9 @@ Errno Machine::viommu_invalidate(Ctx& c, const uapi::iommu_hwpt_invalidate& cmd,
     else
       cache[e.cache_id] = 0;
     ++done;
+    if (id_ignored) why = C::viommu_inv_entry;
   }
-  why = C::viommu_inv_ok;
+  if (why != C::viommu_inv_entry) why = C::viommu_inv_ok;
   return Errno::ok;
 }
 
