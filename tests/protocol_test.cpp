@@ -145,3 +145,23 @@ TEST(ExternalTarget, APeerThatDiesIsATargetError) {
 
 } // namespace
 } // namespace iommuspec::protocol
+
+#include "kernel/kernel.h"
+
+namespace iommuspec::kernel {
+namespace {
+
+TEST(KernelConsole, TroubleIsFoundAndQuoted) {
+  EXPECT_EQ(trouble_in("iommufd: boot\nrandom: crng init done\n"), "");
+  EXPECT_EQ(trouble_in("ok\n[    2.1] WARNING: CPU: 0 PID: 1 at drivers/iommu/iommufd/main.c:301 "
+                       "iommufd_fops_release+0x1\n[    2.2] Modules linked in:\n"),
+            "kernel reported: [    2.1] WARNING: CPU: 0 PID: 1 at drivers/iommu/iommufd/main.c:301 "
+            "iommufd_fops_release+0x1");
+  EXPECT_NE(trouble_in("BUG: kernel NULL pointer dereference, address: 0000000000000008\n")
+                .find("NULL pointer"),
+            std::string::npos);
+  EXPECT_NE(trouble_in("Kernel panic - not syncing: Attempted to kill init!\n"), "");
+}
+
+} // namespace
+} // namespace iommuspec::kernel

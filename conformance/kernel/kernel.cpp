@@ -272,18 +272,24 @@ std::string new_kernel_trouble(const std::string& console, size_t& offset) {
   f.seekg(std::streamoff(offset));
   std::string fresh((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   offset += fresh.size();
+  return trouble_in(fresh);
+}
+
+} // namespace
+
+std::string trouble_in(std::string_view text) {
   for (const char* pat : {"WARNING:", "BUG:", "Oops", "Kernel panic",
                           "UBSAN:", "KASAN:", "refcount_t:", "general protection fault"}) {
-    const auto at = fresh.find(pat);
-    if (at != std::string::npos) {
-      const auto start = fresh.rfind('\n', at);
-      return "kernel reported: " + fresh.substr(start == std::string::npos ? 0 : start + 1, 200);
+    const auto at = text.find(pat);
+    if (at != std::string_view::npos) {
+      const auto start = text.rfind('\n', at);
+      auto line = text.substr(start == std::string_view::npos ? 0 : start + 1, 200);
+      line = line.substr(0, line.find('\n'));
+      return "kernel reported: " + std::string(line);
     }
   }
   return {};
 }
-
-} // namespace
 
 std::unique_ptr<conformance::Target> make_kernel_mock_target(const std::string& agent_path) {
   auto b = cached();

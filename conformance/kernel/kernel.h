@@ -34,6 +34,10 @@ std::string initramfs(const std::string& agent_path);
 // Boot the cached kernel with the agent and connect: the `kernel-mock` target.
 std::unique_ptr<conformance::Target> make_kernel_mock_target(const std::string& agent_path);
 
+// The first kernel message in `console` that makes a step an error (a WARN, BUG, Oops,
+// panic, sanitizer report), or "" when there is none.
+std::string trouble_in(std::string_view console);
+
 // The config options enabled on top of tinyconfig (PLATFORM.md recipe).
 const std::vector<std::string>& config_options();
 
