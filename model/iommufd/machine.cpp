@@ -263,6 +263,8 @@ Errno Machine::run_ioctl(Ctx& c) {
     return veventq_alloc(c);
   case OpId::hw_queue_alloc:
     return hw_queue_alloc(c);
+  case OpId::ioas_map_file:
+    return ioas_map_file(c);
   case OpId::ioas_change_process:
     return ioas_change_process(c);
   default:

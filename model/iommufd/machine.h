@@ -290,6 +290,7 @@ private:
   Errno veventq_alloc(Ctx& c);
   Errno hw_queue_alloc(Ctx& c);
   Errno ioas_change_process(Ctx& c);
+  Errno ioas_map_file(Ctx& c);
   Errno add_reserved(Ctx& c);
   Errno mock_domain(Ctx& c);
   Errno mock_domain_replace(Ctx& c);

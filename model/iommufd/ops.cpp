@@ -293,6 +293,11 @@ constexpr Field kVdeviceAlloc[] = {
     FLD(iommu_vdevice_alloc, size, size), FLD(iommu_vdevice_alloc, viommu_id, obj),
     FLD(iommu_vdevice_alloc, dev_id, obj), FLD(iommu_vdevice_alloc, out_vdevice_id, out_obj),
     FLD(iommu_vdevice_alloc, virt_id, in)};
+constexpr Field kIoasMapFile[] = {
+    FLD(iommu_ioas_map_file, size, size),   FLD(iommu_ioas_map_file, flags, in, &kMapFlags),
+    FLD(iommu_ioas_map_file, ioas_id, obj), FLD(iommu_ioas_map_file, fd, fd),
+    FLD(iommu_ioas_map_file, start, in),    FLD(iommu_ioas_map_file, length, in),
+    FLD(iommu_ioas_map_file, iova, inout)};
 constexpr Field kChangeProcess[] = {FLD(iommu_ioas_change_process, size, size),
                                     RSV(iommu_ioas_change_process, reserved, "__reserved")};
 constexpr Field kVeventqAlloc[] = {FLD(iommu_veventq_alloc, size, size),
@@ -395,6 +400,7 @@ constexpr OpDesc kOps[] = {
   {OpId::trigger_iopf, "trigger_iopf", OpKind::test_op, kTestNr, 15, sz<iommu_test_cmd>(), OFFEND(iommu_test_cmd, last), kTriggerIopf, Payload::none, k612, kTestHdr},
   {OpId::viommu_alloc, "viommu_alloc", OpKind::ioctl, 0x90, 0, sz<iommu_viommu_alloc>(), OFFEND(iommu_viommu_alloc, out_viommu_id), kViommuAlloc, Payload::bytes_in, kLatest, kHdr},
   {OpId::vdevice_alloc, "vdevice_alloc", OpKind::ioctl, 0x91, 0, sz<iommu_vdevice_alloc>(), OFFEND(iommu_vdevice_alloc, virt_id), kVdeviceAlloc, Payload::none, kLatest, kHdr},
+  {OpId::ioas_map_file, "ioas_map_file", OpKind::ioctl, 0x8f, 0, sz<iommu_ioas_map_file>(), OFFEND(iommu_ioas_map_file, iova), kIoasMapFile, Payload::none, kLatest, kHdr},
   {OpId::ioas_change_process, "ioas_change_process", OpKind::ioctl, 0x92, 0, sz<iommu_ioas_change_process>(), OFFEND(iommu_ioas_change_process, reserved), kChangeProcess, Payload::none, kLatest, kHdr},
   {OpId::veventq_alloc, "veventq_alloc", OpKind::ioctl, 0x93, 0, sz<iommu_veventq_alloc>(), OFFEND(iommu_veventq_alloc, out_veventq_fd), kVeventqAlloc, Payload::none, kLatest, kHdr},
   {OpId::hw_queue_alloc, "hw_queue_alloc", OpKind::ioctl, 0x94, 0, sz<iommu_hw_queue_alloc>(), OFFEND(iommu_hw_queue_alloc, length), kHwQueueAlloc, Payload::none, kLatest, kHdr},
