@@ -1,5 +1,7 @@
 #include "results.h"
 
+#include "text.h"
+
 #include <cstdio>
 #include <fmt/format.h>
 #include <fstream>
@@ -12,35 +14,33 @@ namespace iommuspec::results {
 
 void finalize(Run& run, const std::vector<std::string>& catalogue) {
   run.summary = {};
+  // A clause's status comes from the steps that exercised it: a failing step fails its
+  // clause, a passing step passes its; a scenario that passed passes all it declares; an
+  // unsupported one leaves its clauses unsupported.
   std::map<std::string, std::set<std::string>> seen;
   for (const auto& s : run.scenarios) {
-    if (s.verdict == "pass")
+    if (s.verdict == "pass") {
       ++run.summary.pass;
-    else if (s.verdict == "fail") {
+    } else if (s.verdict == "fail") {
       ++run.summary.fail;
       run.summary.known_findings += s.known_finding ? 1 : 0;
-    } else if (s.verdict == "unsupported")
+    } else if (s.verdict == "unsupported") {
       ++run.summary.unsupported;
-    else
+    } else {
       ++run.summary.error;
-    for (const auto& c : s.clauses)
-      seen[c].insert(s.verdict);
+    }
+    if (s.verdict == "pass" || s.verdict == "unsupported")
+      for (const auto& c : s.clauses)
+        seen[c].insert(s.verdict);
+    for (const auto& st : s.steps)
+      if (!st.clause.empty() && (st.verdict == "pass" || st.verdict == "fail"))
+        seen[st.clause].insert(st.verdict);
   }
   run.clauses.clear();
   for (const auto& c : catalogue)
     run.clauses[c] = "untested";
-  for (const auto& [c, v] : seen) {
-    std::string st = "untested";
-    if (v.count("fail"))
-      st = "fail";
-    else if (v.count("pass"))
-      st = "pass";
-    else if (v.count("unsupported"))
-      st = "unsupported";
-    else if (v.count("error"))
-      st = "untested";
-    run.clauses[c] = st;
-  }
+  for (const auto& [c, v] : seen)
+    run.clauses[c] = v.count("fail") ? "fail" : v.count("pass") ? "pass" : "unsupported";
 }
 
 std::map<std::string, std::string> read_findings(const std::string& path) {
@@ -99,6 +99,10 @@ void write_json(const Run& run, const std::string& path) {
   j["started"] = run.started;
   j["seed"] = run.seed;
   j["partial"] = run.partial;
+  j["seconds"] = run.seconds;
+  j["suite"] = {
+      {"version", run.suite.version}, {"hash", run.suite.hash}, {"scenarios", run.suite.scenarios}};
+  j["shard"] = {{"index", run.shard_index}, {"count", run.shard_count}};
   j["summary"] = {{"pass", run.summary.pass},
                   {"fail", run.summary.fail},
                   {"unsupported", run.summary.unsupported},
@@ -127,7 +131,6 @@ void write_json(const Run& run, const std::string& path) {
   write_atomically(path, j.dump(2) + "\n");
 }
 
-namespace {
 std::string xml_escape(const std::string& s) {
   std::string o;
   for (char c : s) {
@@ -162,7 +165,6 @@ std::string failure_text(const ScenarioResult& s) {
   if (!s.log.empty()) t += "--- target log ---\n" + s.log;
   return t;
 }
-} // namespace
 
 void write_junit(const Run& run, const std::string& path) {
   double total = 0;
@@ -199,45 +201,6 @@ void write_junit(const Run& run, const std::string& path) {
   }
   x += "  </testsuite>\n</testsuites>\n";
   write_atomically(path, x);
-}
-
-void write_html(const Run& run, const std::string& path) {
-  std::string h = "<!doctype html><html><head><meta charset=\"utf-8\"><title>iommuspec: " +
-                  xml_escape(run.target) +
-                  "</title><style>"
-                  "body{font:14px system-ui,sans-serif;margin:2em;color:#222}"
-                  "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;"
-                  "text-align:left;vertical-align:top}.pass{color:#176b2c}.fail{color:#b00020;"
-                  "font-weight:bold}.unsupported,.untested{color:#777}.error{color:#a05a00}"
-                  "pre{background:#f6f6f6;padding:6px;white-space:pre-wrap}</style></head><body>";
-  h += fmt::format("<h1>iommuspec {} on {}</h1>", xml_escape(run.tool_version),
-                   xml_escape(run.target));
-  if (run.partial) h += "<p class=\"error\">PARTIAL: the run was interrupted.</p>";
-  h += fmt::format("<p>profile {} &middot; started {} &middot; seed {}</p>",
-                   xml_escape(run.profile), xml_escape(run.started), run.seed);
-  h += "<h2>Target</h2><table>";
-  for (const auto& [k, v] : run.fingerprint)
-    h += fmt::format("<tr><th>{}</th><td>{}</td></tr>", xml_escape(k), xml_escape(v));
-  h += "</table>";
-  h +=
-      fmt::format("<h2>Summary</h2><p><span class=pass>{} pass</span>, <span class=fail>{} "
-                  "fail</span> ({} known findings), <span class=unsupported>{} unsupported</span>, "
-                  "<span class=error>{} error</span></p>",
-                  run.summary.pass, run.summary.fail, run.summary.known_findings,
-                  run.summary.unsupported, run.summary.error);
-  h += "<h2>Scenarios</h2><table><tr><th>scenario</th><th>verdict</th><th>seconds</th>"
-       "<th>detail</th></tr>";
-  for (const auto& s : run.scenarios) {
-    h += fmt::format("<tr><td>{}</td><td class=\"{}\">{}</td><td>{:.3f}</td><td>", xml_escape(s.id),
-                     s.verdict, s.verdict, s.seconds);
-    if (s.verdict != "pass") h += "<pre>" + xml_escape(failure_text(s)) + "</pre>";
-    h += "</td></tr>";
-  }
-  h += "</table><h2>Clauses</h2><table><tr><th>clause</th><th>status</th></tr>";
-  for (const auto& [c, st] : run.clauses)
-    h += fmt::format("<tr><td>{}</td><td class=\"{}\">{}</td></tr>", xml_escape(c), st, st);
-  h += "</table></body></html>\n";
-  write_atomically(path, h);
 }
 
 void write_index(const std::vector<std::pair<Run, std::string>>& runs, const std::string& dir) {

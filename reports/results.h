@@ -35,6 +35,13 @@ struct Summary {
   int known_findings = 0; // of the failures, those listed as known
 };
 
+// The suite a run used: merged shards and compared reports must share it.
+struct Suite {
+  std::string version; // the tool version that ran it
+  std::string hash;    // of every scenario file's name and text, in order
+  int scenarios = 0;   // in the whole suite (all shards)
+};
+
 struct Run {
   std::string tool_name = "iommuspec";
   std::string tool_version;
@@ -43,6 +50,9 @@ struct Run {
   std::string profile;
   std::string started; // ISO 8601 UTC
   uint64_t seed = 0;
+  Suite suite;
+  int shard_index = 0, shard_count = 1;
+  double seconds = 0;   // wall time of the run
   bool partial = false; // interrupted before every scenario ran
   Summary summary;
   std::vector<ScenarioResult> scenarios;
@@ -66,7 +76,24 @@ FindingsCheck apply_findings(Run& run, const std::map<std::string, std::string>&
 // half-written report.
 void write_json(const Run& run, const std::string& path);
 void write_junit(const Run& run, const std::string& path);
-void write_html(const Run& run, const std::string& path);
+// One self-contained HTML report for one or more runs (targets, profiles): clause matrix,
+// findings with their traces, coverage (clauses, and the op transition graph drawn by
+// Graphviz when `dot` is installed), timings.
+void write_html(const std::vector<Run>& runs, const std::string& path);
+inline void write_html(const Run& run, const std::string& path) {
+  write_html(std::vector<Run>{run}, path);
+}
+// The ACS-style log: START <area> <clause> ... END <clause> PASSED|FAILED|SKIPPED, totals.
+void write_acs_log(const Run& run, const std::string& path);
+
+// Read a results.json back (for merge). Throws std::runtime_error with the reason.
+Run read_json(const std::string& path);
+// Combine shard results of one suite on one target and profile into one run. Throws
+// std::runtime_error naming what differs when they are not shards of the same run.
+Run merge(const std::vector<Run>& shards, const std::vector<std::string>& catalogue);
+// KCIDB (KernelCI database) submission JSON, schema v4: one checkout, one build, one test
+// per scenario (path iommuspec.<target>.<scenario>).
+std::string kcidb_json(const Run& run, const std::string& origin);
 void write_atomically(const std::string& path, const std::string& content);
 // The certification index: one line per (target, profile) run with its report directory.
 void write_index(const std::vector<std::pair<Run, std::string>>& runs, const std::string& dir);

@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -126,7 +127,14 @@ TargetSpec make_target_spec(const std::string& name, std::optional<iommufd::Prof
 }
 
 // Parse every scenario; diagnostics go to stderr. Throws UsageError when any file is bad.
-std::vector<scenario::Scenario> load(const std::vector<std::string>& paths) {
+struct Loaded {
+  std::vector<scenario::Scenario> scenarios;
+  results::Suite suite;
+};
+
+// Parse every scenario; diagnostics go to stderr. Throws UsageError when any file is bad.
+// The suite hash covers every file's name and text, so shards and reports can be matched.
+Loaded load(const std::vector<std::string>& paths) {
   std::vector<std::string> errors;
   const auto files = conformance::collect_files(paths, errors);
   for (const auto& e : errors)
@@ -135,7 +143,12 @@ std::vector<scenario::Scenario> load(const std::vector<std::string>& paths) {
   if (files.empty())
     throw UsageError("no scenario files (*.scn) found in " +
                      fmt::format("{}", fmt::join(paths, " ")));
-  std::vector<scenario::Scenario> out;
+  Loaded out;
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&h](std::string_view s) {
+    for (unsigned char c : s)
+      h = (h ^ c) * 1099511628211ull;
+  };
   size_t bad = 0;
   for (const auto& f : files) {
     std::vector<scenario::Diagnostic> d;
@@ -146,13 +159,27 @@ std::vector<scenario::Scenario> load(const std::vector<std::string>& paths) {
       std::cerr << x.text() << "\n";
       if (!x.warning) ++errs;
     }
+    mix(fs::path(f).filename().string());
+    mix(scenario::print(sc));
     if (errs)
       ++bad;
     else
-      out.push_back(std::move(sc));
+      out.scenarios.push_back(std::move(sc));
   }
   if (bad) throw UsageError(fmt::format("{} scenario file(s) have errors; nothing was run", bad));
+  out.suite.version = IOMMUSPEC_VERSION;
+  out.suite.hash = fmt::format("{:016x}", h);
+  out.suite.scenarios = int(out.scenarios.size());
   return out;
+}
+
+// SIGINT/SIGTERM: finish the scenario under way, then write a partial report.
+std::atomic<bool>& stop_requested() {
+  static std::atomic<bool> flag{false};
+  return flag;
+}
+extern "C" void on_stop_signal(int) {
+  stop_requested() = true;
 }
 
 // Progress: one rewritten line on a terminal, plain lines otherwise.
@@ -188,24 +215,50 @@ private:
   std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
 };
 
-results::Run run_target(const TargetSpec& spec, const std::vector<scenario::Scenario>& scs,
-                        uint64_t seed, int shard_i, int shard_n, int jobs, bool quiet) {
+// Run the loaded suite (shard `shard_i` of `shard_n`) on one target, `jobs` scenarios at a
+// time. `checkpoint` receives the partial run every second or so (for partial reports).
+results::Run run_target(const TargetSpec& spec, const Loaded& suite, uint64_t seed, int shard_i,
+                        int shard_n, int jobs, bool quiet,
+                        const std::function<void(const results::Run&)>& checkpoint = {}) {
   Progress progress(fmt::format("{} {}", spec.name, iommufd::profile_name(spec.profile)), quiet);
+  const auto t0 = std::chrono::steady_clock::now();
+  results::Run run;
+  run.tool_version = IOMMUSPEC_VERSION;
+  run.started = now_utc();
+  run.seed = seed;
+  run.suite = suite.suite;
+  run.shard_index = shard_i;
+  run.shard_count = shard_n;
+  run.profile = std::string(iommufd::profile_name(spec.profile));
   // Shard first (deterministic), then split this shard over jobs.
   std::vector<scenario::Scenario> mine;
-  for (size_t i = 0; i < scs.size(); ++i)
-    if (int(i % size_t(shard_n)) == shard_i) mine.push_back(scs[i]);
+  for (size_t i = 0; i < suite.scenarios.size(); ++i)
+    if (int(i % size_t(shard_n)) == shard_i) mine.push_back(suite.scenarios[i]);
   jobs = std::max(1, std::min<int>(jobs, int(mine.size())));
   std::vector<results::Run> parts(static_cast<size_t>(jobs));
-  std::atomic<size_t> done{0};
+  std::mutex mu;
+  std::vector<results::ScenarioResult> so_far;
+  auto last = std::chrono::steady_clock::now();
   auto worker = [&](int j) {
     conformance::RunOptions o;
     o.profile = spec.profile;
     o.seed = seed;
     o.shard_index = j;
     o.shard_count = jobs;
+    o.stop = &stop_requested();
     o.progress = [&](size_t, size_t, const results::ScenarioResult& r) {
-      progress(++done, mine.size(), r);
+      std::lock_guard lock(mu);
+      so_far.push_back(r);
+      progress(so_far.size(), mine.size(), r);
+      if (checkpoint && std::chrono::steady_clock::now() - last > std::chrono::seconds(1)) {
+        last = std::chrono::steady_clock::now();
+        results::Run partial = run;
+        partial.target = spec.name;
+        partial.scenarios = so_far;
+        partial.partial = true;
+        results::finalize(partial, conformance::clause_catalogue());
+        checkpoint(partial);
+      }
     };
     parts[size_t(j)] = conformance::run_all(mine, spec.make, o);
   };
@@ -215,17 +268,17 @@ results::Run run_target(const TargetSpec& spec, const std::vector<scenario::Scen
   worker(0);
   for (auto& t : threads)
     t.join();
-  results::Run run = parts[0];
-  run.scenarios.clear();
-  // Restore the suite order: scenario i went to job i % jobs.
+  run.target = parts[0].target;
+  run.fingerprint = parts[0].fingerprint;
+  // Restore the suite order: scenario i went to job i % jobs (a stopped job ran fewer).
   std::vector<size_t> next(size_t(jobs), 0);
   for (size_t i = 0; i < mine.size(); ++i) {
     auto& p = parts[i % size_t(jobs)];
-    run.scenarios.push_back(p.scenarios[next[i % size_t(jobs)]++]);
+    auto& k = next[i % size_t(jobs)];
+    if (k < p.scenarios.size()) run.scenarios.push_back(p.scenarios[k++]);
   }
-  run.tool_version = IOMMUSPEC_VERSION;
-  run.started = now_utc();
-  run.seed = seed;
+  run.partial = run.scenarios.size() < mine.size();
+  run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   results::finalize(run, conformance::clause_catalogue());
   return run;
 }
@@ -235,6 +288,7 @@ void write_reports(const results::Run& run, const std::string& dir) {
   results::write_json(run, dir + "/results.json");
   results::write_junit(run, dir + "/junit.xml");
   results::write_html(run, dir + "/report.html");
+  results::write_acs_log(run, dir + "/acs.log");
 }
 
 std::string findings_dir() {
@@ -376,6 +430,23 @@ int main(int argc, char** argv) {
   // clauses
   auto* cl = app.add_subcommand("clauses", "List the model's clauses with their sources");
 
+  // merge
+  auto* mrg = app.add_subcommand("merge", "Combine the results of shards (each DIR holds a "
+                                          "results.json of `run --shard I/N`) into one report");
+  std::vector<std::string> merge_dirs;
+  std::string merge_out = "iommuspec-merged";
+  mrg->add_option("dirs", merge_dirs, "Result directories of the shards")->required();
+  mrg->add_option("--out,-o", merge_out, "Output directory")->capture_default_str();
+
+  // export-kcidb
+  auto* kc = app.add_subcommand("export-kcidb", "Write the KCIDB (KernelCI database) JSON of a "
+                                                "results directory, for kcidb-submit");
+  std::string kc_dir, kc_origin = "iommuspec", kc_out;
+  kc->add_option("dir", kc_dir, "Results directory (holding results.json)")->required();
+  kc->add_option("--origin", kc_origin, "KCIDB origin name of the submitter")
+      ->capture_default_str();
+  kc->add_option("--out,-o", kc_out, "Output file (default: standard output)");
+
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -383,10 +454,17 @@ int main(int argc, char** argv) {
       const auto spec = make_target_spec(target, parse_profile(profile), topts);
       const auto [si, sn] = parse_shard(shard);
       const auto scs = load(suites.empty() ? std::vector<std::string>{default_suites()} : suites);
-      auto r = run_target(spec, scs, seed, si, sn, jobs, quiet);
+      std::signal(SIGINT, on_stop_signal);
+      std::signal(SIGTERM, on_stop_signal);
+      auto r = run_target(spec, scs, seed, si, sn, jobs, quiet,
+                          [&out](const results::Run& partial) { write_reports(partial, out); });
       const int code = judge(r, findings);
       write_reports(r, out);
       print_summary(r, out);
+      if (r.partial) {
+        std::fprintf(stderr, "interrupted: the report in %s is partial\n", out.c_str());
+        return kExitUsage;
+      }
       return code;
     }
     if (*cert) {
@@ -399,9 +477,13 @@ int main(int argc, char** argv) {
       for (const auto& t : cert_targets)
         specs.push_back(make_target_spec(t, std::nullopt));
       const auto scs = load({default_suites()});
+      std::signal(SIGINT, on_stop_signal);
+      std::signal(SIGTERM, on_stop_signal);
       int code = kExitOk;
       std::vector<std::pair<results::Run, std::string>> runs;
+      std::vector<results::Run> all;
       for (const auto& s : specs) {
+        if (stop_requested()) break;
         const std::string sub = fmt::format("{}-{}", s.name, iommufd::profile_name(s.profile));
         auto r = run_target(s, scs, 0, 0, 1, jobs, quiet);
         const std::string kf = findings_dir() + "/" + sub + ".txt";
@@ -409,9 +491,12 @@ int main(int argc, char** argv) {
         write_reports(r, cert_out + "/" + sub);
         print_summary(r, cert_out + "/" + sub);
         runs.emplace_back(r, sub);
+        all.push_back(r);
+        results::write_html(all, cert_out + "/report.html"); // the one report, so far
       }
       results::write_index(runs, cert_out);
-      std::printf("certification index: %s/index.html\n", cert_out.c_str());
+      std::printf("certification report: %s/report.html\n", cert_out.c_str());
+      if (stop_requested()) return kExitUsage;
       return code;
     }
     if (*kbuild) {
@@ -479,7 +564,7 @@ int main(int argc, char** argv) {
       return bad ? kExitDeviation : kExitOk;
     }
     if (*expl) {
-      const auto scs = load({expl_file});
+      const auto scs = load({expl_file}).scenarios;
       auto profiles = scs.front().values("profile");
       const auto p = parse_profile(profile).value_or(
           profiles.empty() ? iommufd::Profile::linux_latest
@@ -509,6 +594,34 @@ int main(int argc, char** argv) {
                       : "unavailable: this host has no /dev/iommu");
       std::printf("%-13s %-13s %s\n", "external", "its own",
                   "needs --program 'COMMAND' (e.g. 'iommuspec serve-model')");
+      return kExitOk;
+    }
+    if (*mrg) {
+      std::vector<results::Run> shards;
+      for (const auto& d : merge_dirs)
+        shards.push_back(results::read_json(d + "/results.json"));
+      results::Run m;
+      try {
+        m = results::merge(shards, conformance::clause_catalogue());
+      } catch (const std::runtime_error& e) {
+        throw UsageError(e.what());
+      }
+      write_reports(m, merge_out);
+      print_summary(m, merge_out);
+      if (m.partial)
+        std::fprintf(stderr,
+                     "the merged report is partial: a shard is missing or was interrupted\n");
+      return m.partial                                   ? kExitUsage
+             : m.summary.fail > m.summary.known_findings ? kExitDeviation
+                                                         : kExitOk;
+    }
+    if (*kc) {
+      const auto r = results::read_json(kc_dir + "/results.json");
+      const std::string j = results::kcidb_json(r, kc_origin);
+      if (kc_out.empty())
+        std::fwrite(j.data(), 1, j.size(), stdout);
+      else
+        results::write_atomically(kc_out, j);
       return kExitOk;
     }
     if (*cl) {

@@ -320,6 +320,10 @@ results::Run run_all(const std::vector<scenario::Scenario>& scenarios,
   for (size_t i = 0; i < scenarios.size(); ++i)
     if (int(i % size_t(opt.shard_count)) == opt.shard_index) mine.push_back(&scenarios[i]);
   for (size_t i = 0; i < mine.size(); ++i) {
+    if (opt.stop && *opt.stop) {
+      run.partial = true;
+      break;
+    }
     auto r = run_scenario(*mine[i], *target, opt.profile);
     // A target that failed (crash, timeout, bad state) is replaced before the next one.
     if (r.verdict == "error") target = make_target();

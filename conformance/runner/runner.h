@@ -6,6 +6,7 @@
 #include "runner/target.h"
 #include "scenario/scenario.h"
 
+#include <atomic>
 #include <functional>
 #include <string>
 #include <vector>
@@ -16,6 +17,8 @@ struct RunOptions {
   iommufd::Profile profile = iommufd::Profile::linux_latest;
   uint64_t seed = 0;
   int shard_index = 0, shard_count = 1;
+  // Set (by a signal handler) to stop before the next scenario.
+  const std::atomic<bool>* stop = nullptr;
   // Called after each scenario: (done, total, result).
   std::function<void(size_t, size_t, const results::ScenarioResult&)> progress;
 };
