@@ -1,8 +1,6 @@
 #include "targets/protocol_target.h"
 
-#include "iommufd/machine.h"
 #include "protocol/wire.h"
-#include "scenario/encode.h"
 #include "targets/process.h"
 
 #include <fmt/format.h>
@@ -116,31 +114,25 @@ std::unique_ptr<Target> spawn_peer(const std::string& name, const std::vector<st
   return make_protocol_target(name, std::move(p));
 }
 
-// The model as a protocol executor.
+// The model target behind the protocol (what `iommuspec serve-model` serves).
 class ModelExecutor final : public protocol::Executor {
 public:
-  explicit ModelExecutor(iommufd::Profile p) : profile_(p), m_(p) {}
+  explicit ModelExecutor(iommufd::Profile p) : t_(make_model_target(p)) {}
   std::map<std::string, std::string> hello() override {
+    const auto i = t_->info();
     std::string f;
-    for (const auto& x : scenario::known_features())
-      if (profile_ == iommufd::Profile::linux_latest ||
-          (x != "viommu" && x != "veventq" && x != "hw-queue" && x != "pasid"))
-        f += (f.empty() ? "" : ",") + x;
+    for (const auto& x : i.features)
+      f += (f.empty() ? "" : ",") + x;
     return {{"name", "iommuspec-serve-model"},
-            {"profile", std::string(iommufd::profile_name(profile_))},
+            {"profile", std::string(iommufd::profile_name(i.profile))},
             {"features", f}};
   }
-  void reset() override { m_ = iommufd::Machine(profile_); }
-  std::optional<uint64_t> mem(uint64_t size) override {
-    const uint64_t b = m_.place_mem(size);
-    m_.add_mem(b, size);
-    return b;
-  }
-  iommufd::Observation call(const iommufd::Call& c) override { return m_.execute(c).obs; }
+  void reset() override { t_->reset(); }
+  std::optional<uint64_t> mem(uint64_t size) override { return t_->mem(size); }
+  iommufd::Observation call(const iommufd::Call& c) override { return t_->execute(c); }
 
 private:
-  iommufd::Profile profile_;
-  iommufd::Machine m_;
+  std::unique_ptr<Target> t_;
 };
 
 } // namespace

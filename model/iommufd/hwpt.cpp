@@ -145,11 +145,8 @@ Errno Machine::hwpt_alloc(Ctx& c) {
       return e;
     if ((cmd.flags & kHwptFaultIdValid) && !get_object(cmd.fault_id, ObjType::fault))
       return c.fail(C::hwpt_alloc_fault, Errno::enoent);
-    id = new_hwpt_nested(pt->id, 0, cmd.flags, iotlb);
-    if (cmd.flags & kHwptFaultIdValid) {
-      std::get<HwptNestedState>(objects_[id]->data).fault = cmd.fault_id;
-      hold(objects_[id]->node, cmd.fault_id, Hold::fault_of_hwpt);
-    }
+    id = new_hwpt_nested(pt->id, 0, cmd.flags, iotlb,
+                         (cmd.flags & kHwptFaultIdValid) ? cmd.fault_id : 0);
     c.ok(C::hwpt_alloc_nested_ok);
     break;
   }
@@ -180,17 +177,18 @@ Errno Machine::read_nested_data(Ctx& c, uint32_t data_type, uint32_t data_len, u
   return Errno::ok;
 }
 
-ObjId Machine::new_hwpt_nested(ObjId parent, ObjId viommu, uint32_t flags, uint32_t iotlb) {
+// A nested HWPT holds its parent (or its vIOMMU) and, with FAULT_ID_VALID, its FAULT.
+ObjId Machine::new_hwpt_nested(ObjId parent, ObjId viommu, uint32_t flags, uint32_t iotlb,
+                               ObjId fault) {
   HwptNestedState st;
   st.parent = parent;
   st.viommu = viommu;
+  st.fault = fault;
   st.pasid_compat = flags & kHwptPasid;
   st.iotlb.fill(iotlb);
   Object& o = alloc_object(ObjType::hwpt_nested, st);
-  if (viommu)
-    hold(o.node, viommu, Hold::parent_of_nested);
-  else
-    hold(o.node, parent, Hold::parent_of_nested);
+  hold(o.node, viommu ? viommu : parent, Hold::parent_of_nested);
+  if (fault) hold(o.node, fault, Hold::fault_of_hwpt);
   return o.id;
 }
 

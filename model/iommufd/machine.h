@@ -335,7 +335,7 @@ private:
 
   // hw_pagetable.c and the mock domains
   ObjId new_hwpt_paging(ObjId ioas_id, uint32_t flags, bool auto_domain);
-  ObjId new_hwpt_nested(ObjId parent, ObjId viommu, uint32_t flags, uint32_t iotlb);
+  ObjId new_hwpt_nested(ObjId parent, ObjId viommu, uint32_t flags, uint32_t iotlb, ObjId fault);
   Errno read_nested_data(Ctx& c, uint32_t data_type, uint32_t data_len, uint64_t data_uptr,
                          uint32_t& iotlb);
   bool domain_maps(const HwptPagingState& hwpt, uint64_t iova) const;

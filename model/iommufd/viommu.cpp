@@ -71,11 +71,8 @@ Errno Machine::viommu_hwpt_alloc(Ctx& c, const uapi::iommu_hwpt_alloc& cmd, Obje
   if ((cmd.flags & kHwptFaultIdValid) && !get_object(cmd.fault_id, ObjType::fault))
     return c.fail(C::hwpt_alloc_fault, Errno::enoent);
   const ObjId parent = std::get<ViommuState>(viommu.data).hwpt;
-  id = new_hwpt_nested(parent, viommu.id, cmd.flags, iotlb);
-  if (cmd.flags & kHwptFaultIdValid) {
-    std::get<HwptNestedState>(objects_[id]->data).fault = cmd.fault_id;
-    hold(objects_[id]->node, cmd.fault_id, Hold::fault_of_hwpt);
-  }
+  id = new_hwpt_nested(parent, viommu.id, cmd.flags, iotlb,
+                       (cmd.flags & kHwptFaultIdValid) ? cmd.fault_id : 0);
   c.ok(C::hwpt_alloc_nested_ok);
   return Errno::ok;
 }
