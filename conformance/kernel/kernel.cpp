@@ -6,11 +6,13 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <fcntl.h>
 #include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
 #include <poll.h>
 #include <sstream>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -188,9 +190,33 @@ std::optional<Build> cached() {
   return b;
 }
 
+// An exclusive lock on the cache for as long as it lives: two builds (two runs, two CI
+// jobs) never write the same tree; the second finds the first's kernel.
+class CacheLock {
+public:
+  explicit CacheLock(const std::string& root) {
+    fs::create_directories(root);
+    fd_ = ::open((root + "/build.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ >= 0) flock(fd_, LOCK_EX);
+  }
+  ~CacheLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  CacheLock(const CacheLock&) = delete;
+  CacheLock& operator=(const CacheLock&) = delete;
+
+private:
+  int fd_ = -1;
+};
+
 Build build(const std::function<void(const std::string&)>& progress) {
   const auto t0 = std::chrono::steady_clock::now();
   if (auto c = cached()) {
+    progress(fmt::format("test kernel {} is cached: {}", c->key, c->bzimage));
+    return *c;
+  }
+  CacheLock lock(cache_root());
+  if (auto c = cached()) { // built by someone else while we waited
     progress(fmt::format("test kernel {} is cached: {}", c->key, c->bzimage));
     return *c;
   }
