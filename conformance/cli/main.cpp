@@ -339,10 +339,12 @@ std::optional<iommufd::Profile> parse_profile(const std::string& s) {
 } // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"iommuspec: an executable specification of IOMMU translation and invalidation "
-               "(Linux iommufd, ARM SMMUv3, Intel VT-d), replayed as conformance tests.\n"
-               "Exit status: 0 every observation is allowed by the model, 1 a target deviated, "
-               "2 usage or infrastructure error."};
+  CLI::App app{"iommuspec: an executable specification of IOMMU translation and invalidation, "
+               "replayed as conformance tests. Today: the Linux iommufd uAPI (profiles linux-6.12 "
+               "and linux-latest) on the model, the test kernel (kernel-mock), this host "
+               "(kernel-local) and external implementations.\nExit status: 0 every observation "
+               "is allowed by the model (or is a known finding), 1 a target deviated, 2 usage or "
+               "infrastructure error, or an interrupted run."};
   app.set_version_flag("--version", std::string("iommuspec ") + IOMMUSPEC_VERSION);
   app.require_subcommand(1);
 
@@ -354,13 +356,14 @@ int main(int argc, char** argv) {
   uint64_t seed = 0;
   int jobs = 1;
   bool quiet = false;
-  run->add_option("--target,-t", target, "Target to run on (see `iommuspec targets`)")
+  run->add_option("--target,-t", target,
+                  "Target: model, kernel-mock, kernel-local, external (see `iommuspec targets`)")
       ->capture_default_str();
   run->add_option("--suite,-s", suites,
                   "Scenario files or directories (default: the built-in "
                   "suites, " +
                       default_suites() + ")");
-  run->add_option("--out,-o", out, "Directory for results.json, junit.xml, report.html")
+  run->add_option("--out,-o", out, "Directory for results.json, junit.xml, report.html, acs.log")
       ->capture_default_str();
   run->add_option("--seed", seed, "Seed recorded in the results (generated suites use it)");
   run->add_option("--shard", shard, "Run shard I of N (I/N, 0-based), split deterministically");
@@ -386,7 +389,7 @@ int main(int argc, char** argv) {
 
   // certify
   auto* cert = app.add_subcommand("certify", "The main job: the default suites on the default "
-                                             "targets, one report per target and profile");
+                                             "targets, one report for all of them");
   std::vector<std::string> cert_targets;
   std::string cert_out = "iommuspec-certify";
   cert->add_option("--target,-t", cert_targets,

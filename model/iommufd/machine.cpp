@@ -331,7 +331,13 @@ Errno Machine::destroy(Ctx& c) {
   if (!o) return c.fail(C::destroy_enoent, Errno::enoent);
   // refcount_dec_if_one(&obj->users): any other holder (an object using it, an open fd,
   // an attached device) makes the destroy fail.
-  if (users(cmd.id) != 0) return c.fail(C::destroy_ebusy, Errno::ebusy);
+  if (users(cmd.id) != 0) {
+    // DEVICE and ACCESS objects are held by the driver that made them (device.c
+    // iommufd_device_bind(), iommufd_access_create()): never destroyable by DESTROY.
+    if (o->type == ObjType::device) return c.fail(C::device_destroy_busy, Errno::ebusy);
+    if (o->type == ObjType::access) return c.fail(C::access_destroy_busy, Errno::ebusy);
+    return c.fail(C::destroy_ebusy, Errno::ebusy);
+  }
   destroy_object(cmd.id);
   return c.ok(C::destroy_ok);
 }
