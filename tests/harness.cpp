@@ -100,4 +100,15 @@ Machine::Result destroy(Machine& m, uint32_t id) {
   return m.execute(CallBuilder(OpId::destroy).set("id", id));
 }
 
+uint32_t viommu_alloc(Machine& m, uint32_t dev, uint32_t parent) {
+  const auto r = m.execute(CallBuilder(OpId::viommu_alloc)
+                               .set("type", 0xdeadbeef)
+                               .set("dev_id", dev)
+                               .set("hwpt_id", parent));
+  EXPECT_EQ(r.obs.err, Errno::ok);
+  uapi::iommu_viommu_alloc s;
+  std::memcpy(&s, r.obs.arg.data(), sizeof s);
+  return s.out_viommu_id;
+}
+
 } // namespace iommuspec::test

@@ -49,5 +49,7 @@ uint32_t hwpt_nested(Machine& m, uint32_t dev, uint32_t parent, uint32_t iotlb =
 Machine::Result map_fixed(Machine& m, uint32_t ioas, uint64_t iova, uint64_t len, uint64_t uva,
                           uint32_t flags = 1 | 2 | 4);
 Machine::Result destroy(Machine& m, uint32_t id);
+// The selftest vIOMMU on a nesting parent (newer uAPI).
+uint32_t viommu_alloc(Machine& m, uint32_t dev, uint32_t parent);
 
 } // namespace iommuspec::test

@@ -472,27 +472,21 @@ TEST(Viommu, VdeviceAndInvalidation) {
   const auto a = ioas_alloc(m);
   const auto d = mock_domain(m, a);
   const auto p = hwpt_alloc(m, d.idev, a, 1);
-  auto v = m.execute(CallBuilder(OpId::viommu_alloc)
-                         .set("type", 0xdeadbeef)
-                         .set("dev_id", d.idev)
-                         .set("hwpt_id", p));
-  ASSERT_EQ(v.obs.err, Errno::ok);
-  uapi::iommu_viommu_alloc va;
-  std::memcpy(&va, v.obs.arg.data(), sizeof va);
+  const uint32_t viommu = viommu_alloc(m, d.idev, p);
   auto vd = m.execute(CallBuilder(OpId::vdevice_alloc)
-                          .set("viommu_id", va.out_viommu_id)
+                          .set("viommu_id", viommu)
                           .set("dev_id", d.idev)
                           .set("virt_id", 0x99));
   ASSERT_EQ(vd.obs.err, Errno::ok);
   EXPECT_EQ(m.execute(CallBuilder(OpId::vdevice_alloc)
-                          .set("viommu_id", va.out_viommu_id)
+                          .set("viommu_id", viommu)
                           .set("dev_id", d.idev)
                           .set("virt_id", 0x98))
                 .obs.err,
             Errno::eexist);
   uapi::iommu_viommu_invalidate_selftest e1{0, 0x99, 1}, e2{0, 0x77, 2};
   auto r = m.execute(CallBuilder(OpId::hwpt_invalidate)
-                         .set("hwpt_id", va.out_viommu_id)
+                         .set("hwpt_id", viommu)
                          .set("data_type", 0xdeadbeef)
                          .set("entry_len", 12)
                          .set("entry_num", 2)
@@ -509,7 +503,7 @@ TEST(Viommu, VdeviceAndInvalidation) {
   };
   EXPECT_EQ(cache(1, 0), Errno::ok);
   EXPECT_EQ(cache(2, 0xbaddad), Errno::ok);
-  EXPECT_EQ(destroy(m, va.out_viommu_id).obs.err, Errno::ebusy);
+  EXPECT_EQ(destroy(m, viommu).obs.err, Errno::ebusy);
   // The device goes: its vDEVICE becomes a tombstone whose ID stays taken.
   uapi::iommu_vdevice_alloc vda;
   std::memcpy(&vda, vd.obs.arg.data(), sizeof vda);
@@ -522,24 +516,19 @@ TEST(Veventq, SequenceAndLostEvents) {
   const auto a = ioas_alloc(m);
   const auto d = mock_domain(m, a);
   const auto p = hwpt_alloc(m, d.idev, a, 1);
-  auto v = m.execute(CallBuilder(OpId::viommu_alloc)
-                         .set("type", 0xdeadbeef)
-                         .set("dev_id", d.idev)
-                         .set("hwpt_id", p));
-  uapi::iommu_viommu_alloc va;
-  std::memcpy(&va, v.obs.arg.data(), sizeof va);
+  const uint32_t viommu = viommu_alloc(m, d.idev, p);
   ASSERT_EQ(m.execute(CallBuilder(OpId::vdevice_alloc)
-                          .set("viommu_id", va.out_viommu_id)
+                          .set("viommu_id", viommu)
                           .set("dev_id", d.idev)
                           .set("virt_id", 0x99))
                 .obs.err,
             Errno::ok);
-  const auto n = hwpt_nested(m, d.idev, va.out_viommu_id);
+  const auto n = hwpt_nested(m, d.idev, viommu);
   ASSERT_EQ(
       m.execute(CallBuilder(OpId::mock_domain_replace).set("id", d.stdev).set("pt_id", n)).obs.err,
       Errno::ok);
   auto q = m.execute(CallBuilder(OpId::veventq_alloc)
-                         .set("viommu_id", va.out_viommu_id)
+                         .set("viommu_id", viommu)
                          .set("type", 0xbeefbeef)
                          .set("veventq_depth", 2));
   ASSERT_EQ(q.obs.err, Errno::ok);
