@@ -631,7 +631,8 @@ bool is_known_event_type(uint8_t code) {
   case EventType::f_tlb_conflict:
   case EventType::f_cfg_conflict:
   case EventType::e_page_request:
-  case EventType::f_vms_fetch: return true;
+  case EventType::f_vms_fetch:
+    return true;
   }
   return false;
 }
@@ -718,7 +719,8 @@ DescKind kind_of(const Descriptor& d, int level) {
 uint64_t descriptor_field_mask(DescKind k, const DescFormat& f, int level) {
   if (!level_ok(level)) return ~uint64_t(0);
   switch (k) {
-  case DescKind::invalid: return ~uint64_t(0);
+  case DescKind::invalid:
+    return ~uint64_t(0);
   case DescKind::table:
     return kTypeMask | oa_field(f, granule_shift(f.granule)) |
            (f.stage == Stage::s1 ? attrs_mask<TableDesc>() : 0);
@@ -732,18 +734,26 @@ uint64_t descriptor_field_mask(DescKind k, const DescFormat& f, int level) {
 
 std::optional<Granule> granule_from_tg0(uint8_t tg0) {
   switch (tg0) {
-  case 0: return Granule::g4k;
-  case 1: return Granule::g64k;
-  case 2: return Granule::g16k;
-  default: return std::nullopt;
+  case 0:
+    return Granule::g4k;
+  case 1:
+    return Granule::g64k;
+  case 2:
+    return Granule::g16k;
+  default:
+    return std::nullopt;
   }
 }
 std::optional<Granule> granule_from_tg1(uint8_t tg1) {
   switch (tg1) {
-  case 1: return Granule::g16k;
-  case 2: return Granule::g4k;
-  case 3: return Granule::g64k;
-  default: return std::nullopt;
+  case 1:
+    return Granule::g16k;
+  case 2:
+    return Granule::g4k;
+  case 3:
+    return Granule::g64k;
+  default:
+    return std::nullopt;
   }
 }
 

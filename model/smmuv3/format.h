@@ -52,43 +52,43 @@ enum class StreamConfig : uint8_t {
 
 struct Ste {
   // DW0
-  bool v = false;                               // DW0[0]      L:238 STRTAB_STE_0_V
-  StreamConfig config = StreamConfig::abort;    // DW0[3:1]    L:239
-  uint8_t s1_fmt = 0;                           // DW0[5:4]    L:245 (0 linear, 2 64K_L2)
-  uint64_t s1_context_ptr = 0;                  // DW0[51:6]   L:248 STRTAB_STE_0_S1CTXPTR_MASK
-                                                //   Q STE_CTXPTR reads only [47:6]; model: L.
-  uint8_t s1_cd_max = 0;                        // DW0[63:59]  L:249
+  bool v = false;                            // DW0[0]      L:238 STRTAB_STE_0_V
+  StreamConfig config = StreamConfig::abort; // DW0[3:1]    L:239
+  uint8_t s1_fmt = 0;                        // DW0[5:4]    L:245 (0 linear, 2 64K_L2)
+  uint64_t s1_context_ptr = 0;               // DW0[51:6]   L:248 STRTAB_STE_0_S1CTXPTR_MASK
+                                             //   Q STE_CTXPTR reads only [47:6]; model: L.
+  uint8_t s1_cd_max = 0;                     // DW0[63:59]  L:249
   // DW1
-  uint8_t s1_dss = 0;                           // DW1[1:0]    L:251 (0 term, 1 bypass, 2 ssid0)
-  uint8_t s1_cir = 0;                           // DW1[3:2]    L:260 (0 NC 1 WBRA 2 WT 3 WB)
-  uint8_t s1_cor = 0;                           // DW1[5:4]    L:261
-  uint8_t s1_csh = 0;                           // DW1[7:6]    L:262
-  bool mev = false;                             // DW1[19]     Lu STRTAB_STE_1_MEV
-  bool s2_fwb = false;                          // DW1[25]     Lu STRTAB_STE_1_S2FWB
-  bool s1_stalld = false;                       // DW1[27]     L:264; Q STE_2.S1STALLD
-  uint8_t eats = 0;                             // DW1[29:28]  L:266 (0 abt, 1 trans, 2 s1chk)
-  uint8_t strw = 0;                             // DW1[31:30]  L:271 (0 NS-EL1, 2 EL2)
-  uint8_t shcfg = 0;                            // DW1[45:44]  L:275 (1 incoming)
+  uint8_t s1_dss = 0;     // DW1[1:0]    L:251 (0 term, 1 bypass, 2 ssid0)
+  uint8_t s1_cir = 0;     // DW1[3:2]    L:260 (0 NC 1 WBRA 2 WT 3 WB)
+  uint8_t s1_cor = 0;     // DW1[5:4]    L:261
+  uint8_t s1_csh = 0;     // DW1[7:6]    L:262
+  bool mev = false;       // DW1[19]     Lu STRTAB_STE_1_MEV
+  bool s2_fwb = false;    // DW1[25]     Lu STRTAB_STE_1_S2FWB
+  bool s1_stalld = false; // DW1[27]     L:264; Q STE_2.S1STALLD
+  uint8_t eats = 0;       // DW1[29:28]  L:266 (0 abt, 1 trans, 2 s1chk)
+  uint8_t strw = 0;       // DW1[31:30]  L:271 (0 NS-EL1, 2 EL2)
+  uint8_t shcfg = 0;      // DW1[45:44]  L:275 (1 incoming)
   // DW2 (STRTAB_STE_2_VTCR = DW2[50:32], L:279; sub-fields relative to bit 32)
-  uint16_t s2_vmid = 0;                         // DW2[15:0]   L:278
-  uint8_t s2_t0sz = 0;                          // DW2[37:32]  L:280
-  uint8_t s2_sl0 = 0;                           // DW2[39:38]  L:281
-  uint8_t s2_ir0 = 0;                           // DW2[41:40]  L:282
-  uint8_t s2_or0 = 0;                           // DW2[43:42]  L:283
-  uint8_t s2_sh0 = 0;                           // DW2[45:44]  L:284
-  uint8_t s2_tg = 0;                            // DW2[47:46]  L:285 (0 4K, 1 64K, 2 16K)
-  uint8_t s2_ps = 0;                            // DW2[50:48]  L:286 (IDR5.OAS encoding)
-  bool s2_aa64 = false;                         // DW2[51]     L:287
-  bool s2_endi = false;                         // DW2[52]     L:288
-  bool s2_affd = false;                         // DW2[53]     Q STE_S2AFFD (word[5] bit 21)
-  bool s2_ptw = false;                          // DW2[54]     L:289
-  bool s2_hd = false;                           // DW2[55]     Q STE_S2HD (word[5] bit 23)
-  bool s2_ha = false;                           // DW2[56]     Q STE_S2HA (word[5] bit 24)
-  bool s2_s = false;                            // DW2[57]     L:290; Q STE_S2S (word[5] bit 25)
-  bool s2_r = false;                            // DW2[58]     L:291; Q STE_S2R (word[5] bit 26)
+  uint16_t s2_vmid = 0; // DW2[15:0]   L:278
+  uint8_t s2_t0sz = 0;  // DW2[37:32]  L:280
+  uint8_t s2_sl0 = 0;   // DW2[39:38]  L:281
+  uint8_t s2_ir0 = 0;   // DW2[41:40]  L:282
+  uint8_t s2_or0 = 0;   // DW2[43:42]  L:283
+  uint8_t s2_sh0 = 0;   // DW2[45:44]  L:284
+  uint8_t s2_tg = 0;    // DW2[47:46]  L:285 (0 4K, 1 64K, 2 16K)
+  uint8_t s2_ps = 0;    // DW2[50:48]  L:286 (IDR5.OAS encoding)
+  bool s2_aa64 = false; // DW2[51]     L:287
+  bool s2_endi = false; // DW2[52]     L:288
+  bool s2_affd = false; // DW2[53]     Q STE_S2AFFD (word[5] bit 21)
+  bool s2_ptw = false;  // DW2[54]     L:289
+  bool s2_hd = false;   // DW2[55]     Q STE_S2HD (word[5] bit 23)
+  bool s2_ha = false;   // DW2[56]     Q STE_S2HA (word[5] bit 24)
+  bool s2_s = false;    // DW2[57]     L:290; Q STE_S2S (word[5] bit 25)
+  bool s2_r = false;    // DW2[58]     L:291; Q STE_S2R (word[5] bit 26)
   // DW3
-  uint64_t s2_ttb = 0;                          // DW3[51:4]   L:293 STRTAB_STE_3_S2TTB_MASK
-                                                //   Q STE_S2TTB reads only [47:4]; model: L.
+  uint64_t s2_ttb = 0; // DW3[51:4]   L:293 STRTAB_STE_3_S2TTB_MASK
+                       //   Q STE_S2TTB reads only [47:4]; model: L.
   friend bool operator==(const Ste&, const Ste&) = default;
 };
 // Not modelled: STE.NSCFG. [Q-rfc] FIELD(STE_2, NSCFG, 14, 2) puts it at DW1[15:14], a
@@ -102,9 +102,9 @@ Ste8 ste_field_mask();
 
 // Level-1 stream table descriptor (two-level stream table).
 struct StrtabL1Desc {
-  uint8_t span = 0;     // DW0[4:0]   L:209 STRTAB_L1_DESC_SPAN
-  uint64_t l2_ptr = 0;  // DW0[51:6]  L:210 STRTAB_L1_DESC_L2PTR_MASK
-                        //   Q l1std_l2ptr keeps all of [63:5]; model: L.
+  uint8_t span = 0;    // DW0[4:0]   L:209 STRTAB_L1_DESC_SPAN
+  uint64_t l2_ptr = 0; // DW0[51:6]  L:210 STRTAB_L1_DESC_L2PTR_MASK
+                       //   Q l1std_l2ptr keeps all of [63:5]; model: L.
   friend bool operator==(const StrtabL1Desc&, const StrtabL1Desc&) = default;
 };
 uint64_t encode(const StrtabL1Desc& d);
@@ -116,30 +116,30 @@ uint64_t strtab_l1_field_mask();
 
 struct Cd {
   // DW0
-  uint8_t t0sz = 0;   // DW0[5:0]    L:331 CTXDESC_CD_0_TCR_T0SZ
-  uint8_t tg0 = 0;    // DW0[7:6]    L:332 (0 4K, 1 64K, 2 16K; Q tg2granule)
-  uint8_t ir0 = 0;    // DW0[9:8]    L:333 TCR_IRGN0
-  uint8_t or0 = 0;    // DW0[11:10]  L:334 TCR_ORGN0
-  uint8_t sh0 = 0;    // DW0[13:12]  L:335
-  bool epd0 = false;  // DW0[14]     L:336
-  bool endi = false;  // DW0[15]     L:339
-  uint8_t t1sz = 0;   // DW0[21:16]  Q CD_0.TSZ1 (CD_TSZ(x, 1))
-  uint8_t tg1 = 0;    // DW0[23:22]  Q CD_0.TG1 (1 16K, 2 4K, 3 64K; Q tg2granule)
-  bool epd1 = false;  // DW0[30]     L:337; Q CD_0.EPD1
-  bool v = false;     // DW0[31]     L:340; Q CD_VALID
-  uint8_t ips = 0;    // DW0[34:32]  L:342
-  bool affd = false;  // DW0[35]     Q CD_AFFD (word[1] bit 3)
-  bool tbi0 = false;  // DW0[38]     L:343 TCR_TBI0; Q CD_TBI bit 0
-  bool tbi1 = false;  // DW0[39]     Q CD_TBI bit 1 ([QI] TBI1() masks with (0x2 >> 1), a
-                      //             precedence slip that reads TBI0; the field is still bit 39)
-  bool aa64 = false;  // DW0[41]     L:348; Q CD_AARCH64
-  bool hd = false;    // DW0[42]     L:346
-  bool ha = false;    // DW0[43]     L:345
-  bool s = false;     // DW0[44]     L:349
-  bool r = false;     // DW0[45]     L:350
-  bool a = false;     // DW0[46]     L:351
-  bool aset = false;  // DW0[47]     L:352
-  uint16_t asid = 0;  // DW0[63:48]  L:353
+  uint8_t t0sz = 0;  // DW0[5:0]    L:331 CTXDESC_CD_0_TCR_T0SZ
+  uint8_t tg0 = 0;   // DW0[7:6]    L:332 (0 4K, 1 64K, 2 16K; Q tg2granule)
+  uint8_t ir0 = 0;   // DW0[9:8]    L:333 TCR_IRGN0
+  uint8_t or0 = 0;   // DW0[11:10]  L:334 TCR_ORGN0
+  uint8_t sh0 = 0;   // DW0[13:12]  L:335
+  bool epd0 = false; // DW0[14]     L:336
+  bool endi = false; // DW0[15]     L:339
+  uint8_t t1sz = 0;  // DW0[21:16]  Q CD_0.TSZ1 (CD_TSZ(x, 1))
+  uint8_t tg1 = 0;   // DW0[23:22]  Q CD_0.TG1 (1 16K, 2 4K, 3 64K; Q tg2granule)
+  bool epd1 = false; // DW0[30]     L:337; Q CD_0.EPD1
+  bool v = false;    // DW0[31]     L:340; Q CD_VALID
+  uint8_t ips = 0;   // DW0[34:32]  L:342
+  bool affd = false; // DW0[35]     Q CD_AFFD (word[1] bit 3)
+  bool tbi0 = false; // DW0[38]     L:343 TCR_TBI0; Q CD_TBI bit 0
+  bool tbi1 = false; // DW0[39]     Q CD_TBI bit 1 ([QI] TBI1() masks with (0x2 >> 1), a
+                     //             precedence slip that reads TBI0; the field is still bit 39)
+  bool aa64 = false; // DW0[41]     L:348; Q CD_AARCH64
+  bool hd = false;   // DW0[42]     L:346
+  bool ha = false;   // DW0[43]     L:345
+  bool s = false;    // DW0[44]     L:349
+  bool r = false;    // DW0[45]     L:350
+  bool a = false;    // DW0[46]     L:351
+  bool aset = false; // DW0[47]     L:352
+  uint16_t asid = 0; // DW0[63:48]  L:353
   // DW1
   bool nscfg0 = false; // DW1[0]     [Q-rfc] CD_2.NSCFG0
   bool had0 = false;   // DW1[1]     Q CD_HAD(x, 0)
@@ -151,8 +151,8 @@ struct Cd {
   uint64_t ttb1 = 0;   // DW2[51:4]  Q CD_TTB(x, 1) gives [50:4]; widened to [51:4] as L does
                        //   for TTB0 (Linux defines no TTB1 mask).
   // DW3: MAIR_EL1 image, L arm-smmu-v3.c:1408 writes data[3] = mair.
-  uint32_t mair0 = 0;  // DW3[31:0]  [Q-rfc] CD_SET_MAIR0 (word[6])
-  uint32_t mair1 = 0;  // DW3[63:32] [Q-rfc] CD_SET_MAIR1 (word[7])
+  uint32_t mair0 = 0; // DW3[31:0]  [Q-rfc] CD_SET_MAIR0 (word[6])
+  uint32_t mair1 = 0; // DW3[63:32] [Q-rfc] CD_SET_MAIR1 (word[7])
   friend bool operator==(const Cd&, const Cd&) = default;
 };
 // Not modelled, no source here places them: IR1/OR1/SH1 (QEMU's "+16 for TTB1" rule covers
@@ -164,8 +164,8 @@ Cd8 cd_field_mask();
 
 // Level-1 context descriptor (two-level CD table).
 struct CdL1Desc {
-  bool v = false;       // DW0[0]      L:304 CTXDESC_L1_DESC_V
-  uint64_t l2_ptr = 0;  // DW0[51:12]  L:305 CTXDESC_L1_DESC_L2PTR_MASK
+  bool v = false;      // DW0[0]      L:304 CTXDESC_L1_DESC_V
+  uint64_t l2_ptr = 0; // DW0[51:12]  L:305 CTXDESC_L1_DESC_L2PTR_MASK
   friend bool operator==(const CdL1Desc&, const CdL1Desc&) = default;
 };
 uint64_t encode(const CdL1Desc& d);
@@ -187,29 +187,29 @@ uint64_t cd_l1_field_mask();
 // CMD_PREFETCH_CONFIG 0x01 (L:496 CMDQ_OP_PREFETCH_CFG; Q SMMU_CMD_PREFETCH_CONFIG).
 struct CmdPrefetchConfig {
   static constexpr uint8_t opcode = 0x01;
-  bool ssec = false;  // DW0[10]     Q CMD_SSEC
-  bool ssv = false;   // DW0[11]     L:384
-  uint32_t ssid = 0;  // DW0[31:12]  Q CMD_SSID
-  uint32_t sid = 0;   // DW0[63:32]  L:386 CMDQ_PREFETCH_0_SID
+  bool ssec = false; // DW0[10]     Q CMD_SSEC
+  bool ssv = false;  // DW0[11]     L:384
+  uint32_t ssid = 0; // DW0[31:12]  Q CMD_SSID
+  uint32_t sid = 0;  // DW0[63:32]  L:386 CMDQ_PREFETCH_0_SID
   friend bool operator==(const CmdPrefetchConfig&, const CmdPrefetchConfig&) = default;
 };
 // CMD_PREFETCH_ADDR 0x02 (Q SMMU_CMD_PREFETCH_ADDR); Size and Addr are Linux's PREFETCH_1.
 struct CmdPrefetchAddr {
   static constexpr uint8_t opcode = 0x02;
-  bool ssec = false;  // DW0[10]     Q CMD_SSEC
-  bool ssv = false;   // DW0[11]     L:384
-  uint32_t ssid = 0;  // DW0[31:12]  Q CMD_SSID
-  uint32_t sid = 0;   // DW0[63:32]  L:386
-  uint8_t size = 0;   // DW1[4:0]    L:387 CMDQ_PREFETCH_1_SIZE
-  uint64_t addr = 0;  // DW1[63:12]  L:388 CMDQ_PREFETCH_1_ADDR_MASK
+  bool ssec = false; // DW0[10]     Q CMD_SSEC
+  bool ssv = false;  // DW0[11]     L:384
+  uint32_t ssid = 0; // DW0[31:12]  Q CMD_SSID
+  uint32_t sid = 0;  // DW0[63:32]  L:386
+  uint8_t size = 0;  // DW1[4:0]    L:387 CMDQ_PREFETCH_1_SIZE
+  uint64_t addr = 0; // DW1[63:12]  L:388 CMDQ_PREFETCH_1_ADDR_MASK
   friend bool operator==(const CmdPrefetchAddr&, const CmdPrefetchAddr&) = default;
 };
 // CMD_CFGI_STE 0x03 (L:501).
 struct CmdCfgiSte {
   static constexpr uint8_t opcode = 0x03;
-  bool ssec = false;  // DW0[10]     Q CMD_SSEC
-  uint32_t sid = 0;   // DW0[63:32]  L:391 CMDQ_CFGI_0_SID
-  bool leaf = false;  // DW1[0]      L:392 CMDQ_CFGI_1_LEAF
+  bool ssec = false; // DW0[10]     Q CMD_SSEC
+  uint32_t sid = 0;  // DW0[63:32]  L:391 CMDQ_CFGI_0_SID
+  bool leaf = false; // DW1[0]      L:392 CMDQ_CFGI_1_LEAF
   friend bool operator==(const CmdCfgiSte&, const CmdCfgiSte&) = default;
 };
 // CMD_CFGI_STE_RANGE 0x04. Linux names opcode 0x4 CMDQ_OP_CFGI_ALL (L:502) and sends it with
@@ -218,25 +218,25 @@ struct CmdCfgiSte {
 // CFGI_STE_RANGE with range 31 (cfgi_all() below); 0x07 decodes to CmdUnknown.
 struct CmdCfgiSteRange {
   static constexpr uint8_t opcode = 0x04;
-  bool ssec = false;  // DW0[10]     Q CMD_SSEC
-  uint32_t sid = 0;   // DW0[63:32]  L:391
-  uint8_t range = 0;  // DW1[4:0]    L:393 CMDQ_CFGI_1_RANGE; Q CMD_STE_RANGE
+  bool ssec = false; // DW0[10]     Q CMD_SSEC
+  uint32_t sid = 0;  // DW0[63:32]  L:391
+  uint8_t range = 0; // DW1[4:0]    L:393 CMDQ_CFGI_1_RANGE; Q CMD_STE_RANGE
   friend bool operator==(const CmdCfgiSteRange&, const CmdCfgiSteRange&) = default;
 };
 // CMD_CFGI_CD 0x05 (L:503).
 struct CmdCfgiCd {
   static constexpr uint8_t opcode = 0x05;
-  bool ssec = false;  // DW0[10]     Q CMD_SSEC
-  uint32_t ssid = 0;  // DW0[31:12]  L:390 CMDQ_CFGI_0_SSID
-  uint32_t sid = 0;   // DW0[63:32]  L:391
-  bool leaf = false;  // DW1[0]      L:392
+  bool ssec = false; // DW0[10]     Q CMD_SSEC
+  uint32_t ssid = 0; // DW0[31:12]  L:390 CMDQ_CFGI_0_SSID
+  uint32_t sid = 0;  // DW0[63:32]  L:391
+  bool leaf = false; // DW1[0]      L:392
   friend bool operator==(const CmdCfgiCd&, const CmdCfgiCd&) = default;
 };
 // CMD_CFGI_CD_ALL 0x06 (L:504).
 struct CmdCfgiCdAll {
   static constexpr uint8_t opcode = 0x06;
-  bool ssec = false;  // DW0[10]     Q CMD_SSEC
-  uint32_t sid = 0;   // DW0[63:32]  L:391
+  bool ssec = false; // DW0[10]     Q CMD_SSEC
+  uint32_t sid = 0;  // DW0[63:32]  L:391
   friend bool operator==(const CmdCfgiCdAll&, const CmdCfgiCdAll&) = default;
 };
 
@@ -246,39 +246,39 @@ struct CmdCfgiCdAll {
 // CMD_TLBI_NH_ALL 0x10 (Q SMMU_CMD_TLBI_NH_ALL; Linux never sends it).
 struct CmdTlbiNhAll {
   static constexpr uint8_t opcode = 0x10;
-  uint16_t vmid = 0;  // DW0[47:32]  Q CMD_VMID
+  uint16_t vmid = 0; // DW0[47:32]  Q CMD_VMID
   friend bool operator==(const CmdTlbiNhAll&, const CmdTlbiNhAll&) = default;
 };
 // CMD_TLBI_NH_ASID 0x11 (L:514).
 struct CmdTlbiNhAsid {
   static constexpr uint8_t opcode = 0x11;
-  uint16_t vmid = 0;  // DW0[47:32]  L:398
-  uint16_t asid = 0;  // DW0[63:48]  L:399
+  uint16_t vmid = 0; // DW0[47:32]  L:398
+  uint16_t asid = 0; // DW0[63:48]  L:399
   friend bool operator==(const CmdTlbiNhAsid&, const CmdTlbiNhAsid&) = default;
 };
 // CMD_TLBI_NH_VA 0x12 (L:515).
 struct CmdTlbiNhVa {
   static constexpr uint8_t opcode = 0x12;
-  uint8_t num = 0;    // DW0[16:12]  L:395
-  uint8_t scale = 0;  // DW0[24:20]  L:397
-  uint16_t vmid = 0;  // DW0[47:32]  L:398
-  uint16_t asid = 0;  // DW0[63:48]  L:399
-  bool leaf = false;  // DW1[0]      L:400
-  uint8_t ttl = 0;    // DW1[9:8]    L:401
-  uint8_t tg = 0;     // DW1[11:10]  L:402
-  uint64_t addr = 0;  // DW1[63:12]  L:403 CMDQ_TLBI_1_VA_MASK
+  uint8_t num = 0;   // DW0[16:12]  L:395
+  uint8_t scale = 0; // DW0[24:20]  L:397
+  uint16_t vmid = 0; // DW0[47:32]  L:398
+  uint16_t asid = 0; // DW0[63:48]  L:399
+  bool leaf = false; // DW1[0]      L:400
+  uint8_t ttl = 0;   // DW1[9:8]    L:401
+  uint8_t tg = 0;    // DW1[11:10]  L:402
+  uint64_t addr = 0; // DW1[63:12]  L:403 CMDQ_TLBI_1_VA_MASK
   friend bool operator==(const CmdTlbiNhVa&, const CmdTlbiNhVa&) = default;
 };
 // CMD_TLBI_NH_VAA 0x13 (Q SMMU_CMD_TLBI_NH_VAA): NH_VA without the ASID.
 struct CmdTlbiNhVaa {
   static constexpr uint8_t opcode = 0x13;
-  uint8_t num = 0;    // DW0[16:12]  Q CMD_NUM
-  uint8_t scale = 0;  // DW0[24:20]  Q CMD_SCALE
-  uint16_t vmid = 0;  // DW0[47:32]  Q CMD_VMID
-  bool leaf = false;  // DW1[0]      Q CMD_LEAF
-  uint8_t ttl = 0;    // DW1[9:8]    Q CMD_TTL
-  uint8_t tg = 0;     // DW1[11:10]  Q CMD_TG
-  uint64_t addr = 0;  // DW1[63:12]  Q CMD_ADDR
+  uint8_t num = 0;   // DW0[16:12]  Q CMD_NUM
+  uint8_t scale = 0; // DW0[24:20]  Q CMD_SCALE
+  uint16_t vmid = 0; // DW0[47:32]  Q CMD_VMID
+  bool leaf = false; // DW1[0]      Q CMD_LEAF
+  uint8_t ttl = 0;   // DW1[9:8]    Q CMD_TTL
+  uint8_t tg = 0;    // DW1[11:10]  Q CMD_TG
+  uint64_t addr = 0; // DW1[63:12]  Q CMD_ADDR
   friend bool operator==(const CmdTlbiNhVaa&, const CmdTlbiNhVaa&) = default;
 };
 // CMD_TLBI_EL3_ALL 0x18 (Q SMMU_CMD_TLBI_EL3_ALL), no fields. (TLBI_EL3_VA 0x1a is named by
@@ -295,49 +295,49 @@ struct CmdTlbiEl2All {
 // CMD_TLBI_EL2_ASID 0x21 (L:517).
 struct CmdTlbiEl2Asid {
   static constexpr uint8_t opcode = 0x21;
-  uint16_t asid = 0;  // DW0[63:48]  L:399
+  uint16_t asid = 0; // DW0[63:48]  L:399
   friend bool operator==(const CmdTlbiEl2Asid&, const CmdTlbiEl2Asid&) = default;
 };
 // CMD_TLBI_EL2_VA 0x22 (L:518): NH_VA without the VMID (arm-smmu-v3.c:277).
 struct CmdTlbiEl2Va {
   static constexpr uint8_t opcode = 0x22;
-  uint8_t num = 0;    // DW0[16:12]  L:395
-  uint8_t scale = 0;  // DW0[24:20]  L:397
-  uint16_t asid = 0;  // DW0[63:48]  L:399
-  bool leaf = false;  // DW1[0]      L:400
-  uint8_t ttl = 0;    // DW1[9:8]    L:401
-  uint8_t tg = 0;     // DW1[11:10]  L:402
-  uint64_t addr = 0;  // DW1[63:12]  L:403
+  uint8_t num = 0;   // DW0[16:12]  L:395
+  uint8_t scale = 0; // DW0[24:20]  L:397
+  uint16_t asid = 0; // DW0[63:48]  L:399
+  bool leaf = false; // DW1[0]      L:400
+  uint8_t ttl = 0;   // DW1[9:8]    L:401
+  uint8_t tg = 0;    // DW1[11:10]  L:402
+  uint64_t addr = 0; // DW1[63:12]  L:403
   friend bool operator==(const CmdTlbiEl2Va&, const CmdTlbiEl2Va&) = default;
 };
 // CMD_TLBI_EL2_VAA 0x23 (Q SMMU_CMD_TLBI_EL2_VAA): EL2_VA without the ASID.
 struct CmdTlbiEl2Vaa {
   static constexpr uint8_t opcode = 0x23;
-  uint8_t num = 0;    // DW0[16:12]  Q CMD_NUM
-  uint8_t scale = 0;  // DW0[24:20]  Q CMD_SCALE
-  bool leaf = false;  // DW1[0]      Q CMD_LEAF
-  uint8_t ttl = 0;    // DW1[9:8]    Q CMD_TTL
-  uint8_t tg = 0;     // DW1[11:10]  Q CMD_TG
-  uint64_t addr = 0;  // DW1[63:12]  Q CMD_ADDR
+  uint8_t num = 0;   // DW0[16:12]  Q CMD_NUM
+  uint8_t scale = 0; // DW0[24:20]  Q CMD_SCALE
+  bool leaf = false; // DW1[0]      Q CMD_LEAF
+  uint8_t ttl = 0;   // DW1[9:8]    Q CMD_TTL
+  uint8_t tg = 0;    // DW1[11:10]  Q CMD_TG
+  uint64_t addr = 0; // DW1[63:12]  Q CMD_ADDR
   friend bool operator==(const CmdTlbiEl2Vaa&, const CmdTlbiEl2Vaa&) = default;
 };
 // CMD_TLBI_S12_VMALL 0x28 (L:519).
 struct CmdTlbiS12Vmall {
   static constexpr uint8_t opcode = 0x28;
-  uint16_t vmid = 0;  // DW0[47:32]  L:398
+  uint16_t vmid = 0; // DW0[47:32]  L:398
   friend bool operator==(const CmdTlbiS12Vmall&, const CmdTlbiS12Vmall&) = default;
 };
 // CMD_TLBI_S2_IPA 0x2a (L:520).
 struct CmdTlbiS2Ipa {
   static constexpr uint8_t opcode = 0x2a;
-  uint8_t num = 0;    // DW0[16:12]  L:395
-  uint8_t scale = 0;  // DW0[24:20]  L:397
-  uint16_t vmid = 0;  // DW0[47:32]  L:398
-  bool leaf = false;  // DW1[0]      L:400
-  uint8_t ttl = 0;    // DW1[9:8]    L:401
-  uint8_t tg = 0;     // DW1[11:10]  L:402
-  uint64_t addr = 0;  // DW1[51:12]  L:404 CMDQ_TLBI_1_IPA_MASK
-                      //   Q CMD_ADDR reads [63:12] for every TLBI; model: L.
+  uint8_t num = 0;   // DW0[16:12]  L:395
+  uint8_t scale = 0; // DW0[24:20]  L:397
+  uint16_t vmid = 0; // DW0[47:32]  L:398
+  bool leaf = false; // DW1[0]      L:400
+  uint8_t ttl = 0;   // DW1[9:8]    L:401
+  uint8_t tg = 0;    // DW1[11:10]  L:402
+  uint64_t addr = 0; // DW1[51:12]  L:404 CMDQ_TLBI_1_IPA_MASK
+                     //   Q CMD_ADDR reads [63:12] for every TLBI; model: L.
   friend bool operator==(const CmdTlbiS2Ipa&, const CmdTlbiS2Ipa&) = default;
 };
 // CMD_TLBI_NSNH_ALL 0x30 (L:521), no fields.
@@ -359,21 +359,21 @@ struct CmdAtcInv {
 // CMD_PRI_RESP 0x41 (L:543).
 struct CmdPriResp {
   static constexpr uint8_t opcode = 0x41;
-  bool ssv = false;    // DW0[11]     L:384
-  uint32_t ssid = 0;   // DW0[31:12]  L:412
-  uint32_t sid = 0;    // DW0[63:32]  L:413
-  uint16_t grpid = 0;  // DW1[8:0]    L:414
-  uint8_t resp = 0;    // DW1[13:12]  L:415 (0 deny, 1 fail, 2 success, L:483)
-                       //   Q CMD_RESP reads word[2] bits 11..12, i.e. DW1[12:11]; model: L.
+  bool ssv = false;   // DW0[11]     L:384
+  uint32_t ssid = 0;  // DW0[31:12]  L:412
+  uint32_t sid = 0;   // DW0[63:32]  L:413
+  uint16_t grpid = 0; // DW1[8:0]    L:414
+  uint8_t resp = 0;   // DW1[13:12]  L:415 (0 deny, 1 fail, 2 success, L:483)
+                      //   Q CMD_RESP reads word[2] bits 11..12, i.e. DW1[12:11]; model: L.
   friend bool operator==(const CmdPriResp&, const CmdPriResp&) = default;
 };
 // CMD_RESUME 0x44 (L:551).
 struct CmdResume {
   static constexpr uint8_t opcode = 0x44;
-  uint8_t resp = 0;   // DW0[13:12]  L:420 (0 term, 1 retry, 2 abort); Q splits the same two
-                      //             bits as CMD_RESUME_AC (12) and CMD_RESUME_AB (13)
-  uint32_t sid = 0;   // DW0[63:32]  L:421
-  uint16_t stag = 0;  // DW1[15:0]   L:422; Q CMD_RESUME_STAG
+  uint8_t resp = 0;  // DW0[13:12]  L:420 (0 term, 1 retry, 2 abort); Q splits the same two
+                     //             bits as CMD_RESUME_AC (12) and CMD_RESUME_AB (13)
+  uint32_t sid = 0;  // DW0[63:32]  L:421
+  uint16_t stag = 0; // DW1[15:0]   L:422; Q CMD_RESUME_STAG
   friend bool operator==(const CmdResume&, const CmdResume&) = default;
 };
 // CMD_SYNC 0x46 (L:558).
@@ -396,8 +396,8 @@ using Command =
     std::variant<CmdPrefetchConfig, CmdPrefetchAddr, CmdCfgiSte, CmdCfgiSteRange, CmdCfgiCd,
                  CmdCfgiCdAll, CmdTlbiNhAll, CmdTlbiNhAsid, CmdTlbiNhVa, CmdTlbiNhVaa,
                  CmdTlbiEl3All, CmdTlbiEl2All, CmdTlbiEl2Asid, CmdTlbiEl2Va, CmdTlbiEl2Vaa,
-                 CmdTlbiS12Vmall, CmdTlbiS2Ipa, CmdTlbiNsnhAll, CmdAtcInv, CmdPriResp,
-                 CmdResume, CmdSync, CmdUnknown>; // CmdUnknown must stay last
+                 CmdTlbiS12Vmall, CmdTlbiS2Ipa, CmdTlbiNsnhAll, CmdAtcInv, CmdPriResp, CmdResume,
+                 CmdSync, CmdUnknown>; // CmdUnknown must stay last
 
 // CMD_CFGI_ALL as Linux builds it: opcode 0x4 with Range = 31 (arm-smmu-v3.c:270-272).
 inline CmdCfgiSteRange cfgi_all() {
@@ -419,9 +419,9 @@ Cmd2 command_field_mask(uint8_t opcode);
 // subset (Lu EVT_ID_*, L:440-443) with the same values, plus F_VMS_FETCH.
 enum class EventType : uint8_t {
   f_uut = 0x01,
-  c_bad_streamid = 0x02,     // Lu EVT_ID_BAD_STREAMID_CONFIG
-  f_ste_fetch = 0x03,        // Lu EVT_ID_STE_FETCH_FAULT
-  c_bad_ste = 0x04,          // Lu EVT_ID_BAD_STE_CONFIG
+  c_bad_streamid = 0x02, // Lu EVT_ID_BAD_STREAMID_CONFIG
+  f_ste_fetch = 0x03,    // Lu EVT_ID_STE_FETCH_FAULT
+  c_bad_ste = 0x04,      // Lu EVT_ID_BAD_STE_CONFIG
   f_bad_ats_treq = 0x05,
   f_stream_disabled = 0x06,  // Lu EVT_ID_STREAM_DISABLED_FAULT
   f_transl_forbidden = 0x07, // Q SMMU_EVT_F_TRANS_FORBIDDEN
@@ -429,14 +429,14 @@ enum class EventType : uint8_t {
   f_cd_fetch = 0x09,         // Lu EVT_ID_CD_FETCH_FAULT
   c_bad_cd = 0x0a,           // Lu EVT_ID_BAD_CD_CONFIG
   f_walk_eabt = 0x0b,
-  f_translation = 0x10,      // L:440
-  f_addr_size = 0x11,        // L:441
-  f_access = 0x12,           // L:442
-  f_permission = 0x13,       // L:443
+  f_translation = 0x10, // L:440
+  f_addr_size = 0x11,   // L:441
+  f_access = 0x12,      // L:442
+  f_permission = 0x13,  // L:443
   f_tlb_conflict = 0x20,
   f_cfg_conflict = 0x21,
-  e_page_request = 0x24,     // Q SMMU_EVT_E_PAGE_REQ
-  f_vms_fetch = 0x25,        // Lu EVT_ID_VMS_FETCH_FAULT (not in QEMU)
+  e_page_request = 0x24, // Q SMMU_EVT_E_PAGE_REQ
+  f_vms_fetch = 0x25,    // Lu EVT_ID_VMS_FETCH_FAULT (not in QEMU)
 };
 bool is_known_event_type(uint8_t code);
 
@@ -457,7 +457,7 @@ struct EventRecord {
   // DW3 is the IPA for F_TRANSLATION..F_PERMISSION (L:457 EVTQ_3_IPA, [51:12]) and the
   // fetch address for the fetch/walk faults (Lu EVTQ_3_FETCH_ADDR, [51:3]); Q EVT_SET_ADDR2
   // writes all 64 bits. Model: one field over the union [51:3].
-  uint64_t addr2 = 0;                // DW3[51:3]
+  uint64_t addr2 = 0; // DW3[51:3]
   friend bool operator==(const EventRecord&, const EventRecord&) = default;
 };
 
@@ -507,9 +507,12 @@ constexpr uint64_t table_index(Granule g, int level, uint64_t ia, unsigned ia_bi
 // (512MB) and 1 (4TB) with 52-bit OA (P:876-886 pgsize_bitmap; K:17-27 MIN_BLOCK_LEVEL).
 constexpr bool block_allowed(Granule g, int level, bool oa52 = false) {
   switch (g) {
-  case Granule::g4k: return level == 1 || level == 2;
-  case Granule::g16k: return level == 2;
-  case Granule::g64k: return level == 2 || (oa52 && level == 1);
+  case Granule::g4k:
+    return level == 1 || level == 2;
+  case Granule::g16k:
+    return level == 2;
+  case Granule::g64k:
+    return level == 2 || (oa52 && level == 1);
   }
   return false;
 }
@@ -527,10 +530,10 @@ struct TableDesc {
   uint64_t next_table = 0; // [47:granule]; with 64K also [51:48] in bits [15:12] (P:187)
   // Hierarchical attributes, stage 1 only (H:217 "Hierarchical permission for Stage-1
   // tables"); encode drops them and decode reads zero in a stage-2 format.
-  bool pxn_table = false;  // [59]     H:146 PMD_TABLE_PXN
-  bool xn_table = false;   // [60]     H:147 PMD_TABLE_UXN (UXNTable / XNTable)
-  uint8_t ap_table = 0;    // [62:61]  H:219 S1_TABLE_AP; [QI] PTE_APTABLE
-  bool ns_table = false;   // [63]     P:77 ARM_LPAE_PTE_NSTABLE
+  bool pxn_table = false; // [59]     H:146 PMD_TABLE_PXN
+  bool xn_table = false;  // [60]     H:147 PMD_TABLE_UXN (UXNTable / XNTable)
+  uint8_t ap_table = 0;   // [62:61]  H:219 S1_TABLE_AP; [QI] PTE_APTABLE
+  bool ns_table = false;  // [63]     P:77 ARM_LPAE_PTE_NSTABLE
   friend bool operator==(const TableDesc&, const TableDesc&) = default;
 };
 // Stage-1 block (type 0b01, levels < 3) or page (type 0b11, level 3) (P:71-73).
@@ -552,16 +555,16 @@ struct S1Leaf {
 };
 // Stage-2 block or page.
 struct S2Leaf {
-  uint64_t oa = 0;       // as S1Leaf
-  uint8_t mem_attr = 0;  // [5:2]    K:74 S2_MEMATTR; H:214; P:109-111
-  uint8_t s2ap = 0;      // [7:6]    K:75-76 S2AP R (6), W (7); P:106-108 HAP
-  uint8_t sh = 0;        // [9:8]    K:77
-  bool af = false;       // [10]     K:79
-  bool dbm = false;      // [51]     P:79
-  bool contig = false;   // [52]     H:169 (shared with stage 1)
-  uint8_t xn = 0;        // [54:53]  P:78 ARM_LPAE_PTE_XN (3 << 53); K:87 uses only bit 54.
-                         //   Model: two bits, as P and as the XNX feature (Q IDR3.XNX).
-  uint8_t sw = 0;        // [58:55]  K:83
+  uint64_t oa = 0;      // as S1Leaf
+  uint8_t mem_attr = 0; // [5:2]    K:74 S2_MEMATTR; H:214; P:109-111
+  uint8_t s2ap = 0;     // [7:6]    K:75-76 S2AP R (6), W (7); P:106-108 HAP
+  uint8_t sh = 0;       // [9:8]    K:77
+  bool af = false;      // [10]     K:79
+  bool dbm = false;     // [51]     P:79
+  bool contig = false;  // [52]     H:169 (shared with stage 1)
+  uint8_t xn = 0;       // [54:53]  P:78 ARM_LPAE_PTE_XN (3 << 53); K:87 uses only bit 54.
+                        //   Model: two bits, as P and as the XNX feature (Q IDR3.XNX).
+  uint8_t sw = 0;       // [58:55]  K:83
   friend bool operator==(const S2Leaf&, const S2Leaf&) = default;
 };
 // Which alternative decode returns depends on the level and the format's stage.
@@ -585,32 +588,32 @@ std::optional<Granule> granule_from_tg1(uint8_t tg1); // CD.TG1
 // ---------------------------------------------------------------------------------------
 // Registers (capability discovery and queue programming).
 
-struct Idr0 {             // ARM_SMMU_IDR0 0x0 (L:20)
-  bool s2p = false;       // [0]      L:46
-  bool s1p = false;       // [1]      L:45
-  uint8_t ttf = 0;        // [3:2]    L:42 (2 AArch64, 3 AArch32+64)
-  bool cohacc = false;    // [4]      L:41
-  bool btm = false;       // [5]      Q IDR0.BTM
-  uint8_t httu = 0;       // [7:6]    L:38 (1 access, 2 access+dirty)
-  bool dormhint = false;  // [8]      Q IDR0.DORMHINT
-  bool hyp = false;       // [9]      L:37
-  bool ats = false;       // [10]     L:36
-  bool ns1ats = false;    // [11]     Q IDR0.NS1ATS
-  bool asid16 = false;    // [12]     L:35
-  bool msi = false;       // [13]     L:34
-  bool sev = false;       // [14]     L:33
-  bool atos = false;      // [15]     Q IDR0.ATOS
-  bool pri = false;       // [16]     L:32
-  bool vmw = false;       // [17]     Q IDR0.VMW
-  bool vmid16 = false;    // [18]     L:31
-  bool cd2l = false;      // [19]     L:30
-  bool vatos = false;     // [20]     Q IDR0.VATOS
-  uint8_t ttendian = 0;   // [22:21]  L:26 (0 mixed, 2 LE, 3 BE)
-  bool atsrecerr = false; // [23]     Q IDR0.ATSRECERR
-  uint8_t stall_model = 0;// [25:24]  L:22 (0 stall, 2 force)
-  bool term_model = false;// [26]     Q IDR0.TERM_MODEL
-  uint8_t st_level = 0;   // [28:27]  L:21 (1 two-level)
-  bool rme_impl = false;  // [30]     Q IDR0.RME_IMPL
+struct Idr0 {              // ARM_SMMU_IDR0 0x0 (L:20)
+  bool s2p = false;        // [0]      L:46
+  bool s1p = false;        // [1]      L:45
+  uint8_t ttf = 0;         // [3:2]    L:42 (2 AArch64, 3 AArch32+64)
+  bool cohacc = false;     // [4]      L:41
+  bool btm = false;        // [5]      Q IDR0.BTM
+  uint8_t httu = 0;        // [7:6]    L:38 (1 access, 2 access+dirty)
+  bool dormhint = false;   // [8]      Q IDR0.DORMHINT
+  bool hyp = false;        // [9]      L:37
+  bool ats = false;        // [10]     L:36
+  bool ns1ats = false;     // [11]     Q IDR0.NS1ATS
+  bool asid16 = false;     // [12]     L:35
+  bool msi = false;        // [13]     L:34
+  bool sev = false;        // [14]     L:33
+  bool atos = false;       // [15]     Q IDR0.ATOS
+  bool pri = false;        // [16]     L:32
+  bool vmw = false;        // [17]     Q IDR0.VMW
+  bool vmid16 = false;     // [18]     L:31
+  bool cd2l = false;       // [19]     L:30
+  bool vatos = false;      // [20]     Q IDR0.VATOS
+  uint8_t ttendian = 0;    // [22:21]  L:26 (0 mixed, 2 LE, 3 BE)
+  bool atsrecerr = false;  // [23]     Q IDR0.ATSRECERR
+  uint8_t stall_model = 0; // [25:24]  L:22 (0 stall, 2 force)
+  bool term_model = false; // [26]     Q IDR0.TERM_MODEL
+  uint8_t st_level = 0;    // [28:27]  L:21 (1 two-level)
+  bool rme_impl = false;   // [30]     Q IDR0.RME_IMPL
   friend bool operator==(const Idr0&, const Idr0&) = default;
 };
 uint32_t encode(const Idr0& r);
@@ -654,13 +657,13 @@ uint32_t encode(const Idr3& r);
 Idr3 decode_idr3(uint32_t w);
 uint32_t idr3_field_mask();
 
-struct Idr5 {              // ARM_SMMU_IDR5 0x14 (L:62)
-  uint8_t oas = 0;         // [2:0]    L:67 (see oas_bits)
-  bool gran4k = false;     // [4]      L:66
-  bool gran16k = false;    // [5]      L:65
-  bool gran64k = false;    // [6]      L:64
-  uint8_t vax = 0;         // [11:10]  L:75 (1 52-bit VA)
-  uint16_t stall_max = 0;  // [31:16]  L:63
+struct Idr5 {             // ARM_SMMU_IDR5 0x14 (L:62)
+  uint8_t oas = 0;        // [2:0]    L:67 (see oas_bits)
+  bool gran4k = false;    // [4]      L:66
+  bool gran16k = false;   // [5]      L:65
+  bool gran64k = false;   // [6]      L:64
+  uint8_t vax = 0;        // [11:10]  L:75 (1 52-bit VA)
+  uint16_t stall_max = 0; // [31:16]  L:63
   friend bool operator==(const Idr5&, const Idr5&) = default;
 };
 uint32_t encode(const Idr5& r);
@@ -669,12 +672,12 @@ uint32_t idr5_field_mask();
 // IDR5.OAS (and STE.S2PS, CD.IPS) to bits: L:68-74. [Q] oas2bits stops at 5 (48 bits).
 std::optional<unsigned> oas_bits(uint8_t oas);
 
-struct Cr0 {            // ARM_SMMU_CR0 0x20 (L:84); CR0ACK 0x24 has the same layout
-  bool smmuen = false;  // [0]  L:89; Q CR0.SMMU_ENABLE
-  bool priqen = false;  // [1]  L:88
-  bool evtqen = false;  // [2]  L:87; Q CR0.EVENTQEN
-  bool cmdqen = false;  // [3]  L:86; Q CR0.CMDQEN
-  bool atschk = false;  // [4]  L:85
+struct Cr0 {           // ARM_SMMU_CR0 0x20 (L:84); CR0ACK 0x24 has the same layout
+  bool smmuen = false; // [0]  L:89; Q CR0.SMMU_ENABLE
+  bool priqen = false; // [1]  L:88
+  bool evtqen = false; // [2]  L:87; Q CR0.EVENTQEN
+  bool cmdqen = false; // [3]  L:86; Q CR0.CMDQEN
+  bool atschk = false; // [4]  L:85
   friend bool operator==(const Cr0&, const Cr0&) = default;
 };
 // Q SMMU_CR0_RESERVED (0xFFFFFC20) leaves bits [9:6] unreserved; no source names them, so
@@ -683,19 +686,19 @@ uint32_t encode(const Cr0& r);
 Cr0 decode_cr0(uint32_t w);
 uint32_t cr0_field_mask();
 
-struct StrtabBase {     // ARM_SMMU_STRTAB_BASE 0x80 (L:138), 64-bit
-  uint64_t addr = 0;    // [51:6]  L:140; Q SMMU_BASE_ADDR_MASK 0xfffffffffffc0
-  bool ra = false;      // [62]    L:139
+struct StrtabBase {  // ARM_SMMU_STRTAB_BASE 0x80 (L:138), 64-bit
+  uint64_t addr = 0; // [51:6]  L:140; Q SMMU_BASE_ADDR_MASK 0xfffffffffffc0
+  bool ra = false;   // [62]    L:139
   friend bool operator==(const StrtabBase&, const StrtabBase&) = default;
 };
 uint64_t encode(const StrtabBase& r);
 StrtabBase decode_strtab_base(uint64_t w);
 uint64_t strtab_base_field_mask();
 
-struct StrtabBaseCfg {   // ARM_SMMU_STRTAB_BASE_CFG 0x88 (L:142)
-  uint8_t log2size = 0;  // [5:0]    L:147
-  uint8_t split = 0;     // [10:6]   L:146
-  uint8_t fmt = 0;       // [17:16]  L:143 (0 linear, 1 two-level)
+struct StrtabBaseCfg {  // ARM_SMMU_STRTAB_BASE_CFG 0x88 (L:142)
+  uint8_t log2size = 0; // [5:0]    L:147
+  uint8_t split = 0;    // [10:6]   L:146
+  uint8_t fmt = 0;      // [17:16]  L:143 (0 linear, 1 two-level)
   friend bool operator==(const StrtabBaseCfg&, const StrtabBaseCfg&) = default;
 };
 uint32_t encode(const StrtabBaseCfg& r);
@@ -725,8 +728,8 @@ enum class CmdqError : uint8_t { none = 0, ill = 1, abt = 2, atc_inv_sync = 3 };
 struct QueuePtr {
   uint32_t index = 0;
   bool wrap = false;
-  uint8_t err = 0;   // CMDQ_CONS only
-  bool ovf = false;  // EVTQ_PROD / EVTQ_CONS only
+  uint8_t err = 0;  // CMDQ_CONS only
+  bool ovf = false; // EVTQ_PROD / EVTQ_CONS only
   friend bool operator==(const QueuePtr&, const QueuePtr&) = default;
 };
 uint32_t encode(const QueuePtr& p, unsigned log2size);

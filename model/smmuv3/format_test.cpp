@@ -6,11 +6,10 @@
 // of the field tables in format.cpp.
 #include "smmuv3/format.h"
 
+#include <cstddef>
 #include <gtest/gtest.h>
 #include <rapidcheck.h>
 #include <rapidcheck/gtest.h>
-
-#include <cstddef>
 #include <utility>
 
 namespace iommuspec::smmuv3 {
@@ -52,7 +51,8 @@ uint64_t addr(unsigned hi, unsigned lo) {
 template <std::size_t N>
 std::array<uint64_t, N> masked_words(const std::array<uint64_t, N>& mask) {
   std::array<uint64_t, N> w{};
-  for (std::size_t i = 0; i < N; ++i) w[i] = *bits(64) & mask[i];
+  for (std::size_t i = 0; i < N; ++i)
+    w[i] = *bits(64) & mask[i];
   return w;
 }
 
@@ -171,8 +171,7 @@ T random_cmd() {
     if constexpr (requires { c.tg; }) c.tg = u<uint8_t>(2);
     if constexpr (requires { c.addr; })
       c.addr = addr(std::is_same_v<T, CmdTlbiS2Ipa> ? 51 : 63, 12);
-    if constexpr (requires { c.size; })
-      c.size = u<uint8_t>(std::is_same_v<T, CmdAtcInv> ? 6 : 5);
+    if constexpr (requires { c.size; }) c.size = u<uint8_t>(std::is_same_v<T, CmdAtcInv> ? 6 : 5);
     if constexpr (requires { c.global; }) c.global = flag();
     if constexpr (requires { c.grpid; }) c.grpid = u<uint16_t>(9);
     if constexpr (requires { c.resp; }) c.resp = u<uint8_t>(2);
@@ -239,7 +238,7 @@ Descriptor random_descriptor(const DescCase& c) {
   const bool leaf_ok = c.level == 3 || block_allowed(c.fmt.granule, c.level, c.fmt.oa52);
   const int pick = *rc::gen::inRange(0, 3);
   if (pick == 0 || (pick == 1 && c.level == 3) || (pick == 2 && !leaf_ok)) {
-    uint64_t raw = *bits(64) & ~uint64_t(1);             // invalid: bit 0 clear
+    uint64_t raw = *bits(64) & ~uint64_t(1);                    // invalid: bit 0 clear
     if (c.level == 3 && flag()) raw = (raw & ~uint64_t(3)) | 1; // or reserved type 0b01
     return InvalidDesc{raw};
   }
@@ -299,7 +298,8 @@ RC_GTEST_PROP(SmmuV3Ste, ReservedBitsDropped, ()) {
   const Ste8 w = masked_words(Ste8{~0ull, ~0ull, ~0ull, ~0ull, ~0ull, ~0ull, ~0ull, ~0ull});
   const Ste8 m = ste_field_mask();
   Ste8 kept{};
-  for (std::size_t i = 0; i < 8; ++i) kept[i] = w[i] & m[i];
+  for (std::size_t i = 0; i < 8; ++i)
+    kept[i] = w[i] & m[i];
   RC_ASSERT(encode(decode_ste(w)) == kept);
 }
 
@@ -387,12 +387,11 @@ RC_GTEST_PROP(SmmuV3Registers, DecodeEncode, ()) {
   i0.rme_impl = flag();
   RC_ASSERT(decode_idr0(encode(i0)) == i0);
 
-  const Idr1 i1{u<uint8_t>(6), u<uint8_t>(5), u<uint8_t>(5), u<uint8_t>(5), u<uint8_t>(5),
-                flag(),        flag(),        flag(),        flag(),        flag(),
-                flag()};
+  const Idr1 i1{u<uint8_t>(6), u<uint8_t>(5), u<uint8_t>(5), u<uint8_t>(5), u<uint8_t>(5), flag(),
+                flag(),        flag(),        flag(),        flag(),        flag()};
   RC_ASSERT(decode_idr1(encode(i1)) == i1);
 
-  const Idr3 i3{flag(), flag(), flag(),       flag(), flag(), flag(),
+  const Idr3 i3{flag(), flag(), flag(),        flag(), flag(), flag(),
                 flag(), flag(), u<uint8_t>(2), flag(), flag(), flag()};
   RC_ASSERT(decode_idr3(encode(i3)) == i3);
 
@@ -457,11 +456,12 @@ TEST(SmmuV3Ste, FieldMaskMatchesHeaderMasks) {
   EXPECT_EQ(m[1], 0x0000'3000'FA08'00FFull); // S1DSS..S1CSH, MEV, S2FWB, STALLD, EATS, STRW, SHCFG
   EXPECT_EQ(m[2], 0x07FF'FFFF'0000'FFFFull); // S2VMID, VTCR[50:32], S2AA64..S2R [58:51]
   EXPECT_EQ(m[3], 0x000F'FFFF'FFFF'FFF0ull); // S2TTB[51:4]
-  for (std::size_t i = 4; i < 8; ++i) EXPECT_EQ(m[i], 0u);
+  for (std::size_t i = 4; i < 8; ++i)
+    EXPECT_EQ(m[i], 0u);
 }
 
 TEST(SmmuV3Ste, S1CdTableSte) {
-  // The shape of arm_smmu_make_cdtable_ste (arm-smmu-v3.c:1611-1640).
+  // The shape of arm_smmu_make_cdtable_ste (arm-smmu-v3.c:1596-1651).
   Ste s;
   s.v = true;
   s.config = StreamConfig::s1_trans;
@@ -483,7 +483,7 @@ TEST(SmmuV3Ste, S1CdTableSte) {
 }
 
 TEST(SmmuV3Ste, S2DomainSte) {
-  // The shape of arm_smmu_make_s2_domain_ste (arm-smmu-v3.c:1660-1700).
+  // The shape of arm_smmu_make_s2_domain_ste (arm-smmu-v3.c:1654-1700).
   Ste s;
   s.v = true;
   s.config = StreamConfig::s2_trans;
@@ -526,7 +526,7 @@ TEST(SmmuV3L1, Descriptors) {
 // ---- Pinned encodings: CD --------------------------------------------------------------------
 
 TEST(SmmuV3Cd, S1Cd) {
-  // The shape of arm_smmu_make_s1_cd (arm-smmu-v3.c:1380-1408).
+  // The shape of arm_smmu_make_s1_cd (arm-smmu-v3.c:1369-1409).
   Cd c;
   c.t0sz = 16;
   c.ir0 = 1;
@@ -557,7 +557,8 @@ TEST(SmmuV3Cd, FieldMaskMatchesHeaderMasks) {
   EXPECT_EQ(m[1], 0x000F'FFFF'FFFF'FFF3ull); // NSCFG0, HAD0, TTB0[51:4]
   EXPECT_EQ(m[2], 0x000F'FFFF'FFFF'FFF3ull); // NSCFG1, HAD1, TTB1[51:4]
   EXPECT_EQ(m[3], ~uint64_t(0));             // MAIR0, MAIR1
-  for (std::size_t i = 4; i < 8; ++i) EXPECT_EQ(m[i], 0u);
+  for (std::size_t i = 4; i < 8; ++i)
+    EXPECT_EQ(m[i], 0u);
 }
 
 TEST(SmmuV3Cd, SingleBits) {
@@ -680,7 +681,8 @@ TEST(SmmuV3Event, FieldMaskAndTypeCodes) {
   EXPECT_EQ(uint8_t(EventType::e_page_request), 0x24);
   EXPECT_EQ(uint8_t(EventType::f_vms_fetch), 0x25);
   int known = 0;
-  for (unsigned code = 0; code < 256; ++code) known += is_known_event_type(uint8_t(code));
+  for (unsigned code = 0; code < 256; ++code)
+    known += is_known_event_type(uint8_t(code));
   EXPECT_EQ(known, 19);
 }
 
@@ -713,7 +715,7 @@ TEST(SmmuV3Descriptor, LevelGeometry) {
   EXPECT_EQ(table_index(Granule::g4k, 1, ia, 48), 6u);
   EXPECT_EQ(table_index(Granule::g4k, 2, ia, 48), 7u);
   EXPECT_EQ(table_index(Granule::g4k, 3, ia, 48), 8u);
-  EXPECT_EQ(table_index(Granule::g4k, 0, ia, 40), 1u); // only bit 39 is inside 40 bits
+  EXPECT_EQ(table_index(Granule::g4k, 0, ia, 40), 1u);             // only bit 39 is inside 40 bits
   EXPECT_EQ(table_index(Granule::g64k, 1, ~uint64_t(0), 48), 63u); // 6-bit level-1 table
 }
 
