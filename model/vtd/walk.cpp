@@ -1,0 +1,579 @@
+// VT-d translation walk. See walk.h for the abbreviations and the summary of the rules.
+#include "vtd/walk.h"
+
+#include <algorithm>
+
+namespace iommuspec::vtd {
+
+namespace {
+
+constexpr uint64_t kPs = 1ull << 7;                            // Q:VTD_PT_PAGE_SIZE_MASK
+constexpr uint64_t kSsR = 1ull << 0;                           // Q:VTD_SS_R; iommu.h:43
+constexpr uint64_t kSsW = 1ull << 1;                           // Q:VTD_SS_W; iommu.h:44
+constexpr uint64_t kSsSnp = 1ull << 11;                        // Q:VTD_SPTE_SNP; iommu.h:46
+constexpr uint64_t kSsTm = 1ull << 62;                         // Q:VTD_SS_TM
+constexpr uint64_t kSsIgnCom = 0xbff0'0000'0000'0000ull;       // Q:VTD_SS_IGN_COM
+constexpr uint64_t kFsP = 1ull << 0;                           // Q:VTD_FS_P
+constexpr uint64_t kFsRw = 1ull << 1;                          // Q:VTD_FS_RW
+constexpr uint64_t kFsUs = 1ull << 2;                          // Q:VTD_FS_US
+constexpr uint64_t kFsA = 1ull << 5;                           // Q:VTD_FS_A
+constexpr uint64_t kFsD = 1ull << 6;                           // Q:VTD_FS_D
+constexpr uint64_t kFsXd = 1ull << 63;                         // x86 pgtable:30
+constexpr uint64_t kFsUpperIgnored = 0xfff0'0000'0000'0000ull; // Q:VTD_FS_UPPER_IGNORED
+constexpr uint64_t kAddr = 0x000f'ffff'ffff'f000ull;           // bits 51:12 (format.h)
+// Q:VTD_INTERRUPT_ADDR_FIRST / _LAST
+constexpr uint64_t kIntrFirst = 0xfee0'0000ull;
+constexpr uint64_t kIntrLast = 0xfeef'ffffull;
+
+// Q:VTD_HAW_MASK
+uint64_t haw_mask(unsigned haw) {
+  return haw >= 64 ? ~0ull : (1ull << haw) - 1;
+}
+
+bool is_leaf(uint64_t e, int level) {
+  return level == 1 || (e & kPs); // Qc:vtd_is_last_pte
+}
+
+// Second-stage reserved bits at `level` (Qc:vtd_sspte_nonzero_rsvd with the masks
+// Q:VTD_SPTE_PAGE_L{1..4}_RSVD_MASK and Q:VTD_SPTE_LPAGE_L{2,3}_RSVD_MASK as Qc:vtd_init sets
+// them up). Bits haw..51 and bit 62 (TM, unless tm_ok in a leaf) are reserved; 63 and 61:52
+// are ignored; SNP is reserved in non-leaf entries and, unless snp_ok, in leaves; a large
+// leaf reserves the address bits below its page. Level 5 uses the level-4 mask (QEMU stops
+// at 4 levels). PS at level 2/3 not allowed by CAP.SLLPS is treated as reserved
+// (format.h ss_large_page_allowed; iommu.h:174-176).
+uint64_t ss_reserved(const SsConfig& c, uint64_t e, int level) {
+  const bool leaf = is_leaf(e, level);
+  uint64_t ok = haw_mask(c.haw) | kSsIgnCom;
+  if (leaf && c.tm_ok) ok |= kSsTm;
+  uint64_t rsvd = ~ok;
+  if (!leaf || !c.snp_ok) rsvd |= kSsSnp;
+  if (level >= 4) rsvd |= kPs;                         // Q:VTD_SPTE_PAGE_L4_RSVD_MASK 0x880
+  if (level == 2 && (e & kPs)) rsvd |= 0x1f'f000ull;   // Q:VTD_SPTE_LPAGE_L2_RSVD_MASK
+  if (level == 3 && (e & kPs)) rsvd |= 0x3fff'f000ull; // Q:VTD_SPTE_LPAGE_L3_RSVD_MASK
+  if ((level == 2 || level == 3) && (e & kPs) && !((c.sllps >> (level - 2)) & 1)) rsvd |= kPs;
+  return e & rsvd;
+}
+
+// First-stage reserved bits (Qc:vtd_fspte_nonzero_rsvd with Q:VTD_FPTE_PAGE_L{1..4}_RSVD_MASK
+// and Q:VTD_FPTE_LPAGE_L{2,3}_RSVD_MASK): bits haw..51; PS at level 4 (and 5, as x86 reserves
+// PS in a PML5E; QEMU has no 5-level first stage); a large leaf reserves the bits between
+// its PAT bit (12) and its page. 1G without CAP.FL1GP: PS reserved (iommu.c:408-410).
+uint64_t fs_reserved(const FsConfig& c, uint64_t e, int level) {
+  uint64_t rsvd = ~(haw_mask(c.haw) | kFsUpperIgnored);
+  if (level >= 4) rsvd |= kPs;
+  if (level == 2 && (e & kPs)) rsvd |= 0x1f'e000ull;   // bits 20:13
+  if (level == 3 && (e & kPs)) rsvd |= 0x3fff'e000ull; // bits 29:13
+  if (level == 3 && (e & kPs) && !c.fl1gp) rsvd |= kPs;
+  return e & rsvd;
+}
+
+uint64_t leaf_base(uint64_t e, int level) {
+  return e & kAddr & ~(level_page_size(unsigned(level)) - 1);
+}
+
+bool in_interrupt_range(uint64_t page, uint64_t size) {
+  return page <= kIntrLast && page + size - 1 >= kIntrFirst; // Qc:vtd_do_iommu_translate
+}
+
+// Why a second-stage translation stopped. The code depends on who asked (see ss_code).
+enum class SsFail : uint8_t {
+  none,
+  beyond,      // input at or above 2^width
+  access_root, // root-table entry fetch failed
+  access,      // lower entry fetch failed
+  not_present, // R = W = 0 (scalable mode only; legacy folds it into no_read/no_write)
+  reserved,
+  no_read,
+  no_write
+};
+
+struct SsOut {
+  SsFail fail = SsFail::none;
+  int level = 0;
+  uint64_t pa = 0;
+  bool r = false, w = false;
+  uint64_t page_size = 0;
+};
+
+// The second-stage walk (Qc:vtd_iova_to_sspte).
+//  - Width: gpa >= 2^width faults before any fetch (Qc:vtd_iova_ss_range_check; Linux
+//    refuses to map such an IOVA, iommu.c:296-300 domain_pfn_supported).
+//  - Fetch failure: at the root level QEMU reports an invalid context entry, below it an
+//    invalid paging entry (Qc:vtd_iova_to_sspte, "Invalid programming of context-entry").
+//  - Legacy mode follows QEMU's order exactly: at each level the bit the access needs (W
+//    for a write, R otherwise) must be set, then the reserved bits are checked. A
+//    not-present entry (R = W = 0) therefore fails as a permission fault.
+//  - Scalable mode: not present (R = W = 0, iommu.h dma_pte_present) is its own fault
+//    (dmar.c:1807, 0x79); reserved bits are checked at each level; the permission of the
+//    access is checked once against the AND over all levels after the leaf (dmar.c:1817-1818,
+//    0x85/0x86). Model choice: QEMU raises its legacy codes in scalable mode too, and checks
+//    permission per level; with the AND over levels the accepted set is the same, only
+//    which fault wins when two conditions hold differs.
+SsOut ss_walk(const Memory& mem, const SsConfig& c, uint64_t gpa, bool write,
+              std::vector<uint64_t>& read_log) {
+  SsOut o;
+  if (c.width < 64 && (gpa >> c.width) != 0) {
+    o.fail = SsFail::beyond;
+    return o;
+  }
+  uint64_t table = c.slptptr & kAddr;
+  bool r = true, w = true;
+  for (int level = c.levels; level >= 1; --level) {
+    const uint64_t epa = table + 8ull * pt_index(gpa, unsigned(level));
+    read_log.push_back(epa);
+    const std::optional<uint64_t> got = mem.read64(epa);
+    o.level = level;
+    if (!got) {
+      o.fail = level == c.levels ? SsFail::access_root : SsFail::access;
+      return o;
+    }
+    const uint64_t e = *got;
+    if (!c.scalable) {
+      if (!(e & (write ? kSsW : kSsR))) {
+        o.fail = write ? SsFail::no_write : SsFail::no_read;
+        return o;
+      }
+    } else if (!(e & (kSsR | kSsW))) {
+      o.fail = SsFail::not_present;
+      return o;
+    }
+    if (ss_reserved(c, e, level)) {
+      o.fail = SsFail::reserved;
+      return o;
+    }
+    r = r && (e & kSsR);
+    w = w && (e & kSsW);
+    if (is_leaf(e, level)) {
+      if (write ? !w : !r) {
+        o.fail = write ? SsFail::no_write : SsFail::no_read;
+        return o;
+      }
+      o.page_size = level_page_size(unsigned(level));
+      o.pa = leaf_base(e, level) | (gpa & (o.page_size - 1));
+      o.r = r;
+      o.w = w;
+      return o;
+    }
+    table = e & kAddr;
+  }
+  return o; // unreachable: level 1 is always a leaf
+}
+
+// Codes for a second-stage walk asked for by the request itself (walk_ss).
+FaultReason ss_code(SsFail f, bool scalable) {
+  if (!scalable) {
+    switch (f) {
+    case SsFail::beyond:
+      return FaultReason::beyond_mgaw; // Q:VTD_FR_ADDR_BEYOND_MGAW
+    case SsFail::access_root:
+      return FaultReason::context_invalid; // Q:VTD_FR_CONTEXT_ENTRY_INV
+    case SsFail::access:
+      return FaultReason::next_table_invalid; // Q:VTD_FR_PAGING_ENTRY_INV
+    case SsFail::not_present:
+      return FaultReason::no_read; // (not raised in legacy)
+    case SsFail::reserved:
+      return FaultReason::pte_reserved; // Q:VTD_FR_PAGING_ENTRY_RSVD
+    case SsFail::no_read:
+      return FaultReason::no_read; // Q:VTD_FR_READ
+    case SsFail::no_write:
+      return FaultReason::no_write; // Q:VTD_FR_WRITE
+    case SsFail::none:
+      break;
+    }
+    return FaultReason::software;
+  }
+  // Scalable mode, the meanings dmar.c:1806-1818 gives.
+  switch (f) {
+  case SsFail::beyond:
+    return FaultReason::sm_beyond_hw_max; // 0x83
+  case SsFail::access_root:
+    return FaultReason::sm_ss_ptr_invalid; // 0x7b
+  case SsFail::access:
+    return FaultReason::sm_ss_entry_access; // 0x78
+  case SsFail::not_present:
+    return FaultReason::sm_ss_rw_permission; // 0x79
+  case SsFail::reserved:
+    return FaultReason::sm_ss_entry_reserved; // 0x7a
+  case SsFail::no_read:
+    return FaultReason::sm_no_read; // 0x86
+  case SsFail::no_write:
+    return FaultReason::sm_no_write; // 0x85
+  case SsFail::none:
+    break;
+  }
+  return FaultReason::software;
+}
+
+Fault ss_fault(FaultReason reason, const SsOut& o, const Access& acc, uint64_t gpa) {
+  Fault f;
+  f.reason = reason;
+  f.stage = 2;
+  f.level = o.fail == SsFail::beyond ? 0 : o.level;
+  f.addr = acc.addr;
+  f.gpa = gpa;
+  return f;
+}
+
+Fault fs_fault(FaultReason reason, int level, const Access& acc) {
+  Fault f;
+  f.reason = reason;
+  f.stage = 1;
+  f.level = level;
+  f.addr = acc.addr;
+  return f;
+}
+
+// The first-stage walk (Qc:vtd_iova_to_fspte), shared by walk_fs and walk_nested. `ss` is
+// null for a first stage alone (table addresses are physical).
+//
+// Before the walk:
+//  - supervisor request with SRE clear: 0x5d (dmar.c:1794; pasid.h:220-227);
+//  - execute request with ERE clear: 0x5c (dmar.c:1793);
+//  - the address must be canonical for the paging mode, 48 or 57 bits (iommu.h:56-57):
+//    0x80 (Qc:vtd_iova_fs_check_canonical). DISAGREE: QEMU takes the width from
+//    min(PASID-entry AW, aw-bits) rather than from the first-stage paging mode.
+// At each level, in QEMU's order:
+//  - fetch failure: 0x73 at the root level (Qc: VTD_FR_PASID_ENTRY_FSPTPTR_INV; Linux names
+//    0x73 "Error attempting to access FL-PML4 entry", dmar.c:1801 — the same event), 0x70
+//    below (dmar.c:1798);
+//  - P clear: 0x71 (dmar.c:1799);
+//  - U/S clear on a user request: 0x81 (dmar.c:1813). QEMU faults every request on U/S=0
+//    ("No emulated device supports supervisor privilege request yet"); a supervisor request
+//    here ignores U/S, as in x86 paging;
+//  - write with RW clear: 0x85 (Q:VTD_FR_SM_WRITE). A supervisor write with WPE clear
+//    ignores RW (pasid.h:229-236 write-protect enable);
+//  - execute with XD set: 0x82 (dmar.c:1814). DISAGREE: QEMU ignores bit 63
+//    (Q:VTD_FS_UPPER_IGNORED); the model follows x86 (format.h FsPte);
+//  - reserved bits: 0x72 (dmar.c:1800);
+//  - A is set in every entry walked and D in the leaf of a write (Qc:vtd_set_flag_in_pte),
+//    recorded in ad_updates. DISAGREE (QEMU quirk): QEMU skips the update when any of the
+//    flags is already set, so an A=1, D=0 leaf stays clean on a write; the model sets what is
+//    missing. The A/D update failure (0x90 Linux / 0x91 QEMU) cannot happen here: the entry
+//    was just read from the same backed address.
+// Nested, each table fetch first translates the entry's GPA through the second stage as a
+// read (Qc has no nested walk; the codes are Linux's names):
+//  - GPA beyond the second-stage width: 0x74 (dmar.c:1802);
+//  - second-stage entry access error / not present / reserved: 0x78 / 0x79 / 0x7a (root
+//    fetch failure 0x7b), as for any second-stage walk;
+//  - no read permission: 0x75 for the root (FL-PML4) table, 0x76 below (dmar.c:1803-1804);
+//  - an A/D update needs write permission on that page: 0x77 (dmar.c:1805).
+// The first-stage output is then a GPA translated by the second stage with the request's
+// own access (beyond width: 0x74; the rest as walk_ss in scalable mode). The effective
+// permission is the AND of both stages.
+Walk fs_walk(const Memory& mem, const FsConfig& c, const SsConfig* ss, const Access& acc) {
+  Walk out;
+  if (acc.priv && !c.sre) {
+    out.fault = fs_fault(FaultReason::sm_pasid_entry_sre_clear, 0, acc);
+    return out;
+  }
+  if (acc.exec && !c.ere) {
+    out.fault = fs_fault(FaultReason::sm_pasid_entry_ere_clear, 0, acc);
+    return out;
+  }
+  const unsigned width = c.levels == 5 ? 57 : 48; // iommu.h:56-57
+  {
+    const uint64_t upper = ~0ull << (width - 1); // bits 63:width-1 must be all equal
+    const uint64_t top = acc.addr & upper;
+    if (top != 0 && top != upper) {
+      out.fault = fs_fault(FaultReason::sm_fs_non_canonical, 0, acc);
+      return out;
+    }
+  }
+  SsConfig ssc;
+  if (ss) {
+    ssc = *ss;
+    ssc.scalable = true; // PGTT exists only in scalable mode
+  }
+  uint64_t table = c.fsptptr & kAddr;
+  bool w = true, x = true;
+  const bool sup_wp_ignored = acc.priv && !c.wpe;
+  for (int level = c.levels; level >= 1; --level) {
+    const uint64_t egpa = table + 8ull * pt_index(acc.addr, unsigned(level));
+    uint64_t epa = egpa;
+    bool table_writable = true;
+    if (ss) {
+      const SsOut so = ss_walk(mem, ssc, egpa, false, out.entries_read);
+      if (so.fail != SsFail::none) {
+        FaultReason r = ss_code(so.fail, true);
+        if (so.fail == SsFail::beyond) r = FaultReason::sm_nested_fs_beyond_mgaw;
+        if (so.fail == SsFail::no_read)
+          r = level == c.levels ? FaultReason::sm_nested_fs_pml4_read
+                                : FaultReason::sm_nested_fs_read;
+        Fault f = ss_fault(r, so, acc, egpa);
+        f.on_fs_walk = true;
+        f.fs_level = level;
+        out.fault = f;
+        return out;
+      }
+      epa = so.pa;
+      table_writable = so.w;
+    }
+    out.entries_read.push_back(epa);
+    const std::optional<uint64_t> got = mem.read64(epa);
+    if (!got) {
+      out.fault = fs_fault(level == c.levels ? FaultReason::sm_fs_pml4_access
+                                             : FaultReason::sm_fs_entry_access,
+                           level, acc);
+      return out;
+    }
+    const uint64_t e = *got;
+    if (!(e & kFsP)) {
+      out.fault = fs_fault(FaultReason::sm_fs_entry_not_present, level, acc);
+      return out;
+    }
+    if (!acc.priv && !(e & kFsUs)) {
+      out.fault = fs_fault(FaultReason::sm_fs_user_privilege, level, acc);
+      return out;
+    }
+    w = w && ((e & kFsRw) || sup_wp_ignored);
+    x = x && !(e & kFsXd);
+    if (acc.write && !w) {
+      out.fault = fs_fault(FaultReason::sm_no_write, level, acc);
+      return out;
+    }
+    if (acc.exec && !x) {
+      out.fault = fs_fault(FaultReason::sm_no_execute, level, acc);
+      return out;
+    }
+    if (fs_reserved(c, e, level)) {
+      out.fault = fs_fault(FaultReason::sm_fs_entry_reserved, level, acc);
+      return out;
+    }
+    const bool leaf = is_leaf(e, level);
+    const uint64_t flags = kFsA | (leaf && acc.write ? kFsD : 0);
+    if ((e & flags) != flags) {
+      if (!table_writable) {
+        Fault f;
+        f.reason = FaultReason::sm_nested_fs_write;
+        f.stage = 2;
+        f.on_fs_walk = true;
+        f.fs_level = level;
+        f.level = 0; // the permission is the second stage's, as a whole
+        f.addr = acc.addr;
+        f.gpa = egpa;
+        out.fault = f;
+        return out;
+      }
+      out.ad_updates.push_back({epa, e | flags});
+    }
+    if (leaf) {
+      out.page_size = level_page_size(unsigned(level));
+      out.pa = leaf_base(e, level) | (acc.addr & (out.page_size - 1));
+      out.read = true;
+      out.write = w;
+      out.exec = x && c.ere;
+      if (ss) {
+        const uint64_t gpa = out.pa;
+        const SsOut so = ss_walk(mem, ssc, gpa, acc.write, out.entries_read);
+        if (so.fail != SsFail::none) {
+          FaultReason r = ss_code(so.fail, true);
+          if (so.fail == SsFail::beyond) r = FaultReason::sm_nested_fs_beyond_mgaw;
+          out.fault = ss_fault(r, so, acc, gpa);
+          return out;
+        }
+        out.pa = so.pa;
+        out.read = out.read && so.r;
+        out.write = out.write && so.w;
+        out.exec = out.exec && so.r; // no second-stage X position: exec is a read
+        out.page_size = std::min(out.page_size, so.page_size);
+      }
+      return out;
+    }
+    table = e & kAddr;
+  }
+  return out;
+}
+
+void check_interrupt_range(Walk& w, const Access& acc, int stage, bool scalable) {
+  if (w.fault) return;
+  const uint64_t page = w.pa & ~(w.page_size - 1);
+  if (!in_interrupt_range(page, w.page_size)) return;
+  Fault f;
+  // Qc:vtd_do_iommu_translate: VTD_FR_SM_INTERRUPT_ADDR in scalable mode, else
+  // VTD_FR_INTERRUPT_ADDR.
+  f.reason = scalable ? FaultReason::sm_interrupt_addr : FaultReason::interrupt_addr;
+  f.stage = stage;
+  f.addr = acc.addr;
+  w.fault = f;
+}
+
+} // namespace
+
+std::optional<SsConfig> ss_config(const ContextEntry& ce, const CapReg& cap, unsigned haw) {
+  // AW 1..3 = 3..5 levels (iommu.h:895); SAGAW bit k = AW k (Qc:vtd_is_ss_level_supported)
+  if (ce.aw < 1 || ce.aw > 3 || !((cap.sagaw >> ce.aw) & 1)) return std::nullopt;
+  SsConfig c;
+  c.slptptr = ce.slptptr;
+  c.levels = int(aw_levels(ce.aw));
+  c.width = std::min(aw_width(ce.aw), cap_mgaw_bits(cap)); // Qc:vtd_iova_limit
+  c.haw = haw;
+  c.sllps = cap.sllps;
+  c.snp_ok = false; // legacy: only with ECAP.SC, which the caller may set
+  c.scalable = false;
+  return c;
+}
+
+std::optional<SsConfig> ss_config(const PasidEntry& pe, const CapReg& cap, unsigned haw) {
+  if (pe.aw < 1 || pe.aw > 3 || !((cap.sagaw >> pe.aw) & 1)) return std::nullopt;
+  SsConfig c;
+  c.slptptr = pe.slptptr;
+  c.levels = int(aw_levels(pe.aw)); // Qc VTD_PE_GET_SL_LEVEL
+  c.width = std::min(aw_width(pe.aw), cap_mgaw_bits(cap));
+  c.haw = haw;
+  c.sllps = cap.sllps;
+  c.snp_ok = true; // scalable mode (Qc:vtd_init)
+  c.scalable = true;
+  return c;
+}
+
+std::optional<FsConfig> fs_config(const PasidEntry& pe, const CapReg& cap, unsigned haw) {
+  const std::optional<unsigned> levels = fs_levels(pe.flpm);
+  if (!levels) return std::nullopt;
+  if (*levels == 5 && !cap.fl5lp) return std::nullopt; // iommu.h:165 cap_fl5lp_support
+  FsConfig c;
+  c.fsptptr = pe.flptptr;
+  c.levels = int(*levels);
+  c.wpe = pe.wpe;
+  c.sre = pe.sre;
+  c.haw = haw;
+  c.fl1gp = cap.fl1gp;
+  return c;
+}
+
+Walk walk_ss(const Memory& mem, const SsConfig& ss, uint64_t gpa, const Access& acc) {
+  Walk out;
+  const SsOut so = ss_walk(mem, ss, gpa, acc.write, out.entries_read);
+  if (so.fail != SsFail::none) {
+    out.fault = ss_fault(ss_code(so.fail, ss.scalable), so, acc, gpa);
+    return out;
+  }
+  out.pa = so.pa;
+  out.read = so.r;
+  out.write = so.w;
+  out.exec = so.r; // no second-stage X position in either source: exec is a read
+  out.page_size = so.page_size;
+  check_interrupt_range(out, acc, 2, ss.scalable);
+  return out;
+}
+
+Walk walk_fs(const Memory& mem, const FsConfig& fs, const Access& acc) {
+  Walk out = fs_walk(mem, fs, nullptr, acc);
+  check_interrupt_range(out, acc, 1, true);
+  return out;
+}
+
+Walk walk_nested(const Memory& mem, const FsConfig& fs, const SsConfig& ss, const Access& acc) {
+  Walk out = fs_walk(mem, fs, &ss, acc);
+  check_interrupt_range(out, acc, 2, true);
+  return out;
+}
+
+bool apply_ad_updates(Memory& mem, const Walk& w) {
+  bool ok = true;
+  for (const AdUpdate& u : w.ad_updates)
+    ok = mem.write64(u.pa, u.value) && ok;
+  return ok;
+}
+
+// --- PageTableBuilder -------------------------------------------------------------------
+
+PageTableBuilder::PageTableBuilder(Memory& mem, Stage stage, int levels, Range pool, bool preset_ad)
+    : mem_(mem), stage_(stage), levels_(levels), pool_(pool), preset_ad_(preset_ad),
+      next_((pool.start + 0xfff) & ~0xfffull) {
+  root_ = alloc().value_or(0);
+}
+
+std::optional<uint64_t> PageTableBuilder::alloc() {
+  if (next_ < pool_.start || next_ + 0xfff > pool_.last || next_ + 0xfff < next_)
+    return std::nullopt;
+  const uint64_t p = next_;
+  next_ += 0x1000;
+  for (uint64_t off = 0; off < 0x1000; off += 8)
+    mem_.write64(p + off, 0);
+  pages_.push_back(p);
+  return p;
+}
+
+bool PageTableBuilder::is_present(uint64_t w) const {
+  return stage_ == Stage::second ? (w & (kSsR | kSsW)) != 0 : (w & kFsP) != 0;
+}
+
+uint64_t PageTableBuilder::table_entry(uint64_t next) const {
+  if (stage_ == Stage::second) {
+    SsPte e; // iommu.c:861 R|W
+    e.r = e.w = true;
+    e.addr = next;
+    return encode(e);
+  }
+  FsPte e; // iommu.c:861-863 R|W plus US|A for first level
+  e.p = e.rw = e.us = true;
+  e.a = preset_ad_;
+  e.addr = next;
+  return encode(e);
+}
+
+uint64_t PageTableBuilder::leaf_entry(uint64_t pa, int level, const Perms& p) const {
+  if (stage_ == Stage::second) {
+    SsPte e;
+    e.r = p.r;
+    e.w = p.w;
+    e.snp = p.snp;
+    e.ps = level > 1;
+    e.addr = pa;
+    return encode(e);
+  }
+  FsPte e; // iommu.c:1830-1834
+  e.p = true;
+  e.rw = p.w;
+  e.us = p.user;
+  e.xd = !p.x;
+  e.a = preset_ad_;
+  e.d = preset_ad_ && p.w;
+  e.ps = level > 1;
+  e.addr = pa;
+  return encode(e);
+}
+
+bool PageTableBuilder::map(uint64_t addr, uint64_t pa, uint64_t size, const Perms& perms) {
+  int target = 0;
+  for (int l = 1; l <= 3; ++l)
+    if (size == level_page_size(unsigned(l))) target = l;
+  if (target == 0 || target > levels_ || root_ == 0) return false;
+  if ((addr | pa) & (size - 1)) return false;
+  if (stage_ == Stage::second && !perms.r && !perms.w) return false; // would not be present
+  // First pass: find conflicts and count the tables needed, writing nothing.
+  uint64_t table = root_;
+  int missing = 0;
+  for (int level = levels_; level > target; --level) {
+    const uint64_t w = mem_.read64(table + 8ull * pt_index(addr, unsigned(level))).value_or(0);
+    if (!is_present(w)) {
+      missing = level - target;
+      break;
+    }
+    if (is_leaf(w, level)) return false; // inside an existing large page
+    table = w & kAddr;
+  }
+  if (missing == 0) {
+    const uint64_t w = mem_.read64(table + 8ull * pt_index(addr, unsigned(target))).value_or(0);
+    if (is_present(w)) return false; // overlaps a page or a table
+  }
+  if (missing > 0 && (next_ > pool_.last || uint64_t(missing) * 0x1000 - 1 > pool_.last - next_))
+    return false;
+  // Second pass: write.
+  table = root_;
+  for (int level = levels_; level > target; --level) {
+    const uint64_t epa = table + 8ull * pt_index(addr, unsigned(level));
+    const uint64_t w = mem_.read64(epa).value_or(0);
+    if (is_present(w)) {
+      table = w & kAddr;
+      continue;
+    }
+    const uint64_t t = *alloc();
+    mem_.write64(epa, table_entry(t));
+    table = t;
+  }
+  return mem_.write64(table + 8ull * pt_index(addr, unsigned(target)),
+                      leaf_entry(pa, target, perms));
+}
+
+} // namespace iommuspec::vtd
