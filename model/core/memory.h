@@ -3,12 +3,12 @@
 // a word inside a region that was never written reads as zero.
 #pragma once
 
+#include "core/range.h"
+
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <vector>
-
-#include "core/range.h"
 
 namespace iommuspec {
 
