@@ -2,6 +2,8 @@
 # Checks of the reports as a person and a lab would use them:
 #   render  : report.html renders in headless Chromium (screenshot) and has its sections
 #   partial : an interrupted run leaves a valid report that says it is partial
+#   crash   : a target that dies mid-scenario is an error on that scenario, with its log,
+#             and the run goes on with a fresh target
 set -euo pipefail
 iommuspec=$1 what=$2 work=$3
 rm -rf "$work" && mkdir -p "$work"
@@ -46,5 +48,26 @@ print(f"partial report: {len(j['scenarios'])} of {j['suite']['scenarios']} scena
 PY
   grep -q "PARTIAL" "$work/run/report.html" || { echo "report.html does not say partial"; exit 1; }
   grep -q "(PARTIAL)" "$work/run/acs.log" || { echo "acs.log does not say partial"; exit 1; }
+  ;;
+crash)
+  set +e
+  "$iommuspec" run --target external --program "$(dirname "$0")/crashing_peer.sh $iommuspec" \
+    --quiet --out "$work/run"
+  code=$?
+  set -e
+  [ "$code" -eq 2 ] || { echo "a run with a crashed target exited $code, not 2"; exit 1; }
+  python3 - "$work/run/results.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+s = j["summary"]
+errors = [x for x in j["scenarios"] if x["verdict"] == "error"]
+assert not j["partial"], "the run stopped at the crash"
+assert len(j["scenarios"]) == j["suite"]["scenarios"], "not every scenario ran"
+assert errors, "the crash was not recorded"
+assert all("went away" in x["message"] for x in errors), errors[0]["message"]
+assert all("simulated crash" in x.get("log", "") for x in errors), "no log with the error"
+assert s["pass"] > 100, f"the run did not go on with fresh targets: {s}"
+print(f"{len(errors)} crashed scenarios recorded with their log; {s['pass']} passed on fresh targets")
+PY
   ;;
 esac

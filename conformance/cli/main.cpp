@@ -451,6 +451,9 @@ int main(int argc, char** argv) {
   kc->add_option("--out,-o", kc_out, "Output file (default: standard output)");
 
   CLI11_PARSE(app, argc, argv);
+  // A target that dies (QEMU killed, an external program exiting) must not take the runner
+  // with it: writes to it fail with EPIPE and become a TargetError instead.
+  std::signal(SIGPIPE, SIG_IGN);
 
   try {
     if (*run) {

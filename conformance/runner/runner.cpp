@@ -156,15 +156,22 @@ results::ScenarioResult run_scenario(const scenario::Scenario& sc, Target& targe
     r.message = why;
     return finish();
   }
-  target.reset();
   iommufd::Machine model(profile);
   Names tnames, mnames;
   std::map<uint64_t, uint64_t> id_map; // model object ID -> target object ID
-  for (const auto& m : sc.mems) {
-    const uint64_t base = target.mem(m.size);
-    model.add_mem(base, m.size);
-    tnames.bound[m.name] = {Binding::Kind::mem, base, m.size, 0};
-    mnames.bound[m.name] = {Binding::Kind::mem, base, m.size, 0};
+  try {
+    target.reset();
+    for (const auto& m : sc.mems) {
+      const uint64_t base = target.mem(m.size);
+      model.add_mem(base, m.size);
+      tnames.bound[m.name] = {Binding::Kind::mem, base, m.size, 0};
+      mnames.bound[m.name] = {Binding::Kind::mem, base, m.size, 0};
+    }
+  } catch (const TargetError& e) {
+    r.verdict = "error";
+    r.message = std::string("setting up the scenario: ") + e.what();
+    r.log = e.log;
+    return finish();
   }
   // Target IDs of the objects the model holds live before a step: a fresh ID must be none
   // of them (taken before the model executes the step, whose new object is live after it).
@@ -310,7 +317,10 @@ results::Run run_all(const std::vector<scenario::Scenario>& scenarios,
                      const std::function<std::unique_ptr<Target>()>& make_target,
                      const RunOptions& opt) {
   results::Run run;
-  auto target = make_target();
+  // The first target must start (else this is an infrastructure error for the caller); a
+  // replacement that fails to start makes the scenarios it was for errors, and the next
+  // scenario tries again.
+  std::unique_ptr<Target> target = make_target();
   const TargetInfo info = target->info();
   run.target = info.name;
   run.fingerprint = info.fingerprint;
@@ -324,9 +334,21 @@ results::Run run_all(const std::vector<scenario::Scenario>& scenarios,
       run.partial = true;
       break;
     }
-    auto r = run_scenario(*mine[i], *target, opt.profile);
+    results::ScenarioResult r;
+    if (!target) {
+      try {
+        target = make_target();
+      } catch (const TargetError& e) {
+        r.id = mine[i]->id;
+        r.file = mine[i]->file;
+        r.verdict = "error";
+        r.message = std::string("the target did not start: ") + e.what();
+        r.log = e.log;
+      }
+    }
+    if (target) r = run_scenario(*mine[i], *target, opt.profile);
     // A target that failed (crash, timeout, bad state) is replaced before the next one.
-    if (r.verdict == "error") target = make_target();
+    if (r.verdict == "error") target.reset();
     run.scenarios.push_back(std::move(r));
     if (opt.progress) opt.progress(i + 1, mine.size(), run.scenarios.back());
   }

@@ -77,7 +77,7 @@ private:
     case protocol::LineReader::Status::eof:
       fail("the target went away (end of stream)");
     default:
-      fail("reading from the target failed");
+      fail("the target went away (reading failed)");
     }
   }
   // A request answered by "OK ..." (returns the rest).
