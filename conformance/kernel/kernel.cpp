@@ -222,11 +222,13 @@ Build build(const std::function<void(const std::string&)>& progress) {
   }
   if (!fs::exists(kTarball) || package_version().empty()) {
     if (geteuid() != 0)
-      throw std::runtime_error("Debian's linux-source-6.12 is not installed; as root run: "
-                               "apt-get install -y linux-source-6.12 bc flex bison libelf-dev");
+      throw std::runtime_error(
+          "Debian's linux-source-6.12 is not installed; as root run: "
+          "apt-get install -y linux-source-6.12 make xz-utils bc flex bison libelf-dev");
     const std::string dir = cache_root();
     fs::create_directories(dir);
-    run_logged("DEBIAN_FRONTEND=noninteractive apt-get install -y linux-source-6.12 bc flex bison "
+    run_logged("DEBIAN_FRONTEND=noninteractive apt-get install -y linux-source-6.12 make xz-utils "
+               "bc flex bison "
                "libelf-dev",
                dir + "/apt.log", "installing linux-source-6.12", progress);
   }
