@@ -38,7 +38,7 @@ std::string esc(const std::string& s) {
 const char* kStyle = R"(
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1d1d1f;background:#fafafa}
 header{background:#1f3a5f;color:#fff;padding:18px 32px}
-header h1{margin:0;font-size:22px}header p{margin:4px 0 0;opacity:.85}
+header h1{margin:0;font-size:22px}header p{margin:4px 0 0;opacity:.85}header a{color:#fff}
 main{padding:8px 32px 40px;max-width:1400px}
 h2{border-bottom:2px solid #1f3a5f;padding-bottom:4px;margin-top:32px}
 h3{margin:20px 0 6px}
@@ -80,15 +80,20 @@ std::string transition_dot(const std::vector<Run>& runs) {
         prev = op;
       }
     }
-  std::string d = "digraph transitions {\n  rankdir=LR; node [shape=box, style=rounded, "
-                  "fontname=Helvetica, fontsize=10];\n"
-                  "  edge [color=\"#4b5563\", fontsize=8, fontname=Helvetica];\n  start "
-                  "[shape=circle, label=\"\"];\n";
+  // Drawn so that it stays readable at page width: a compact layout, and only the
+  // transitions taken at least twice.
+  std::string d = "digraph transitions {\n  graph [rankdir=TB, nodesep=0.25, ranksep=0.35, "
+                  "size=\"11,14\", ratio=compress, splines=true];\n"
+                  "  node [shape=box, style=\"rounded,filled\", fillcolor=\"#eef1f5\", "
+                  "fontname=Helvetica, fontsize=16];\n"
+                  "  edge [color=\"#6b7280\", arrowsize=0.6];\n  start [shape=circle, label=\"\", "
+                  "width=0.25, fillcolor=\"#1f3a5f\"];\n";
   for (const auto& [n, c] : nodes)
-    d += fmt::format("  \"{}\" [label=\"{}\\n{}\"];\n", n, n, c);
+    d += fmt::format("  \"{}\" [label=\"{} ({})\"];\n", n, n, c);
   for (const auto& [e, c] : edges)
-    d += fmt::format("  \"{}\" -> \"{}\" [penwidth={:.1f}];\n", e.first, e.second,
-                     std::min(5.0, 0.6 + c / 10.0));
+    if (c >= 2)
+      d += fmt::format("  \"{}\" -> \"{}\" [penwidth={:.1f}];\n", e.first, e.second,
+                       std::min(6.0, 0.8 + c / 8.0));
   return d + "}\n";
 }
 
@@ -136,7 +141,9 @@ void write_html(const std::vector<Run>& runs, const std::string& path) {
     h += fmt::format("<p>iommuspec {} &middot; suite {} ({} scenarios) &middot; {}</p>",
                      esc(first->tool_version), esc(first->suite.hash), first->suite.scenarios,
                      esc(first->started));
-  h += "</header><main>";
+  h += "<p><a href=\"#findings\">findings</a> &middot; <a href=\"#clauses\">clause matrix</a> "
+       "&middot; <a href=\"#coverage\">coverage</a> &middot; <a href=\"#timings\">timings</a> "
+       "&middot; <a href=\"#scenarios\">scenarios</a></p></header><main>";
   for (const auto& r : runs)
     if (r.partial)
       h += fmt::format("<p class=\"partial\">PARTIAL: the run on {} was interrupted; {} of {} "
@@ -144,7 +151,7 @@ void write_html(const std::vector<Run>& runs, const std::string& path) {
                        esc(column(r)), r.scenarios.size(), r.suite.scenarios);
 
   // Summary cards
-  h += "<h2>Summary</h2><div class=\"cards\">";
+  h += "<h2 id=\"summary\">Summary</h2><div class=\"cards\">";
   for (const auto& r : runs) {
     h += fmt::format("<div class=\"card\"><h3>{}</h3><span class=\"n pass\">{} pass</span>"
                      "<span class=\"n fail\">{} fail</span><br><span class=unsupported>{} "
@@ -167,7 +174,7 @@ void write_html(const std::vector<Run>& runs, const std::string& path) {
   h += "</div>";
 
   // Targets
-  h += "<h2>Targets</h2>";
+  h += "<h2 id=\"targets\">Targets</h2>";
   for (const auto& r : runs) {
     h += fmt::format("<h3>{}</h3><table><tr><th>target</th><td>{}</td></tr><tr><th>uAPI profile"
                      "</th><td>{}</td></tr><tr><th>started</th><td>{}</td></tr><tr><th>seed</th>"
@@ -181,7 +188,7 @@ void write_html(const std::vector<Run>& runs, const std::string& path) {
   }
 
   // Findings
-  h += "<h2>Findings</h2>";
+  h += "<h2 id=\"findings\">Findings</h2>";
   bool any = false;
   for (const auto& r : runs)
     for (const auto& s : r.scenarios) {
@@ -201,7 +208,7 @@ void write_html(const std::vector<Run>& runs, const std::string& path) {
   for (const auto& r : runs)
     for (const auto& s : r.scenarios)
       if (s.verdict == "error") {
-        if (!errors) h += "<h2>Errors</h2>";
+        if (!errors) h += "<h2 id=\"errors\">Errors</h2>";
         errors = true;
         h += fmt::format("<details><summary><span class=error>{}</span> on {}</summary><p>{}</p>"
                          "{}{}</details>",
@@ -210,7 +217,7 @@ void write_html(const std::vector<Run>& runs, const std::string& path) {
       }
 
   // Clause matrix by area
-  h += "<h2>Clause matrix</h2><table><tr><th>clause</th>";
+  h += "<h2 id=\"clauses\">Clause matrix</h2><table><tr><th>clause</th>";
   for (const auto& r : runs)
     h += "<th>" + esc(column(r)) + "</th>";
   h += "</tr>";
@@ -236,8 +243,8 @@ void write_html(const std::vector<Run>& runs, const std::string& path) {
   h += "</table>";
 
   // Coverage graph
-  h += "<h2>Coverage</h2><p>Operations the scenarios exercised and the transitions between "
-       "consecutive steps (counts on the nodes).</p>";
+  h += "<h2 id=\"coverage\">Coverage</h2><p>Operations the scenarios exercised (how often) "
+       "and the transitions between consecutive steps taken at least twice.</p>";
   const std::string svg = render_svg(transition_dot(runs));
   if (!svg.empty())
     h += "<div class=\"graph\">" + svg + "</div>";
@@ -245,8 +252,8 @@ void write_html(const std::vector<Run>& runs, const std::string& path) {
     h += "<p class=muted>(Graphviz's <code>dot</code> is not installed here: no graph.)</p>";
 
   // Timings
-  h +=
-      "<h2>Timings</h2><table><tr><th>target</th><th>wall time</th><th>slowest scenarios</th></tr>";
+  h += "<h2 id=\"timings\">Timings</h2><table><tr><th>target</th><th>wall time</th><th>slowest "
+       "scenarios</th></tr>";
   for (const auto& r : runs) {
     std::vector<const ScenarioResult*> v;
     for (const auto& s : r.scenarios)
@@ -258,7 +265,7 @@ void write_html(const std::vector<Run>& runs, const std::string& path) {
     h += fmt::format("<tr><td>{}</td><td>{:.2f}s</td><td>{}</td></tr>", esc(column(r)), r.seconds,
                      slow);
   }
-  h += "</table><h2>Scenarios</h2>";
+  h += "</table><h2 id=\"scenarios\">Scenarios</h2>";
   for (const auto& r : runs) {
     h += fmt::format("<details><summary>{}: {} scenarios</summary><table><tr><th>scenario</th>"
                      "<th>verdict</th><th>seconds</th><th>clauses</th></tr>",
