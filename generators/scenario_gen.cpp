@@ -84,6 +84,7 @@ rc::Gen<scenario::Step> step(int number) {
     const auto ops = iommufd::all_ops();
     const auto& op = ops[*rc::gen::inRange<size_t>(0, ops.size())];
     s.op = std::string(op.name);
+    if (*rc::gen::inRange(0, 4) == 0) s.subject = *ident();
     const size_t nargs = *rc::gen::inRange<size_t>(0, 5);
     for (size_t i = 0; i < nargs && i < op.fields.size(); ++i)
       s.args.push_back({std::string(op.fields[i].name), *value(), {}});

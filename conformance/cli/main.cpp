@@ -1,4 +1,5 @@
 // iommuspec: the command line. See `iommuspec --help` and README.md.
+#include "hw/compile.h"
 #include "iommufd/clauses.h"
 #include "kernel/kernel.h"
 #include "runner/runner.h"
@@ -153,7 +154,10 @@ Loaded load(const std::vector<std::string>& paths) {
   for (const auto& f : files) {
     std::vector<scenario::Diagnostic> d;
     auto sc = scenario::parse_file(f, d);
-    if (d.empty()) scenario::lint(sc, d);
+    if (d.empty()) {
+      scenario::lint(sc, d);
+      conformance::hwc::lint(sc, d);
+    }
     size_t errs = 0;
     for (const auto& x : d) {
       std::cerr << x.text() << "\n";
@@ -544,7 +548,10 @@ int main(int argc, char** argv) {
       for (const auto& f : files) {
         std::vector<scenario::Diagnostic> d;
         auto sc = scenario::parse_file(f, d);
-        if (d.empty()) scenario::lint(sc, d);
+        if (d.empty()) {
+          scenario::lint(sc, d);
+          conformance::hwc::lint(sc, d);
+        }
         if (d.empty()) {
           // Pinned expectations must agree with the model in every profile the scenario names.
           auto profiles = sc.values("profile");

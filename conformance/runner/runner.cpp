@@ -1,5 +1,6 @@
 #include "runner/runner.h"
 
+#include "hw/model.h"
 #include "iommufd/machine.h"
 #include "scenario/encode.h"
 
@@ -134,6 +135,196 @@ bool applies(const scenario::Scenario& sc, const TargetInfo& info, iommufd::Prof
   return true;
 }
 
+std::string queue_text(const hw::QueueOutcome& q) {
+  return fmt::format("{} consumed={}", q.error.empty() ? "ok" : q.error, q.consumed);
+}
+
+// Does the pinned allowed set equal the model's? Empty when it does.
+std::optional<std::string> check_dma_pins(const std::string& area, const hwc::Expect& e,
+                                          const std::vector<hwc::AllowedOutcome>& allowed) {
+  if (!e.present) return std::nullopt;
+  for (const auto& a : allowed) {
+    bool named = false;
+    for (const auto& p : e.outcomes)
+      named = named || hwc::matches(area, p, a.outcome);
+    if (!named)
+      return fmt::format("the model also allows '{}', which the pin does not name",
+                         hwc::describe(area, a.outcome));
+  }
+  for (size_t i = 0; i < e.outcomes.size(); ++i) {
+    bool found = false;
+    for (const auto& a : allowed)
+      found = found || hwc::matches(area, e.outcomes[i], a.outcome);
+    if (!found) return fmt::format("pinned outcome {} is not allowed by the model", i + 1);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> check_values(const hwc::Expect& e, const std::string& name,
+                                        const std::map<std::string, uint64_t>& got) {
+  if (!e.present) return std::nullopt;
+  if (e.name != name) return fmt::format("pinned {} but the model says {}", e.name, name);
+  for (const auto& [k, v] : e.values) {
+    auto it = got.find(k);
+    if (it == got.end()) return fmt::format("{}= is not an output of this step", k);
+    if (it->second != v) return fmt::format("pinned {}={} but the model says {}", k, v, it->second);
+  }
+  return std::nullopt;
+}
+
+// A hardware-level scenario: compile, then every step on the model and the target.
+void run_hw(const scenario::Scenario& sc, Target& target, results::ScenarioResult& r,
+            std::set<std::string>& clauses) {
+  std::vector<scenario::Diagnostic> diags;
+  const auto compiled = hwc::compile(sc, diags);
+  if (!compiled) {
+    r.verdict = "error";
+    r.message = diags.empty() ? "the scenario does not compile" : diags.front().text();
+    return;
+  }
+  const std::string& area = compiled->setup.area;
+  auto model = hwc::make_hw_model(compiled->setup);
+  if (!model) {
+    r.verdict = "error";
+    r.message = "no model for area " + area;
+    return;
+  }
+  try {
+    target.hw_reset(compiled->setup);
+  } catch (const TargetError& e) {
+    r.verdict = "error";
+    r.message = std::string("setting up the scenario: ") + e.what();
+    r.log = e.log;
+    return;
+  }
+  r.verdict = "pass";
+  bool stopped = false;
+  size_t i = 0;
+  for (const auto& st : sc.steps) {
+    const hwc::Step& hs = compiled->steps[i++];
+    results::StepResult sr;
+    sr.number = st.number;
+    sr.op = step_text(st);
+    if (stopped) {
+      sr.verdict = "not-run";
+      r.steps.push_back(sr);
+      continue;
+    }
+    auto fail = [&](std::string msg, bool model_side) {
+      sr.verdict = "fail";
+      sr.message = model_side ? "the model disagrees with the pinned expectation: " + msg : msg;
+      r.verdict = model_side ? "error" : "fail";
+      r.message = fmt::format("step {}: {}{}", st.number, sr.message,
+                              sr.clause.empty() ? "" : " [" + sr.clause + "]");
+      stopped = true;
+    };
+    try {
+      switch (hs.kind) {
+      case hwc::Step::Kind::write:
+        sr.allowed = sr.observed = fmt::format("{} words written", hs.writes.size());
+        if (!model->write(hs.writes)) {
+          fail("a write lies outside the area's RAM", true);
+          break;
+        }
+        target.hw_write(hs.writes);
+        break;
+      case hwc::Step::Kind::submit:
+      case hwc::Step::Kind::resume: {
+        const bool sub = hs.kind == hwc::Step::Kind::submit;
+        const hw::QueueOutcome m = sub ? model->submit(hs.entries) : model->resume();
+        const hw::QueueOutcome t = sub ? target.hw_submit(hs.entries) : target.hw_resume();
+        sr.allowed = queue_text(m);
+        sr.observed = queue_text(t);
+        sr.clause = area == "smmuv3" ? "SMMUV3.CMDQ.consume" : "VTD.IQ.consume";
+        clauses.insert(sr.clause);
+        if (auto pm = check_values(hs.expect, m.error.empty() ? "ok" : m.error,
+                                   {{"consumed", m.consumed}}))
+          fail(*pm, true);
+        else if (!(t == m))
+          fail(fmt::format("the queue shows {} where the model says {}", sr.observed, sr.allowed),
+               false);
+        break;
+      }
+      case hwc::Step::Kind::dma: {
+        if (hs.dma.drain && model->queued() > 0) {
+          fail("undrained records are queued: read them (events/faults) before a drained dma",
+               true);
+          break;
+        }
+        const auto allowed = model->dma(hs.dma);
+        std::vector<std::string> texts;
+        for (const auto& a : allowed)
+          texts.push_back(hwc::describe(area, a.outcome));
+        sr.allowed = allowed.size() == 1 ? texts.front()
+                                         : fmt::format("any of [{}]", fmt::join(texts, "; "));
+        sr.clause = allowed.front().clause;
+        if (auto pm = check_dma_pins(area, hs.expect, allowed)) {
+          fail(*pm, true);
+          break;
+        }
+        const hw::DmaOutcome t = target.hw_dma(hs.dma);
+        sr.observed = hwc::describe(area, t);
+        const hwc::AllowedOutcome* hit = nullptr;
+        for (const auto& a : allowed)
+          if (!hit && a.outcome.admits(t)) hit = &a;
+        if (hit) sr.clause = hit->clause;
+        clauses.insert(sr.clause);
+        if (!hit) {
+          fail(fmt::format("the access shows {}; the model allows {}", sr.observed, sr.allowed),
+               false);
+          break;
+        }
+        model->after_dma(hs.dma, allowed, t);
+        break;
+      }
+      case hwc::Step::Kind::records: {
+        bool overflow = false;
+        const auto q = model->drain(overflow);
+        const hw::RecordsOutcome t = target.hw_records();
+        sr.clause = area == "smmuv3" ? "SMMUV3.EVTQ.record" : "VTD.FRCD.record";
+        clauses.insert(sr.clause);
+        sr.allowed = fmt::format("{} records, overflow={}", q.size(), int(overflow));
+        sr.observed = fmt::format("{} records, overflow={}", t.records.size(), int(t.overflow));
+        if (auto pm = check_values(hs.expect, "ok",
+                                   {{"count", q.size()}, {"overflow", overflow ? 1 : 0}})) {
+          fail(*pm, true);
+          break;
+        }
+        std::optional<std::string> bad;
+        if (t.records.size() != q.size() || t.overflow != overflow)
+          bad = fmt::format("read {} where the model says {}", sr.observed, sr.allowed);
+        for (size_t k = 0; !bad && k < q.size(); ++k) {
+          hw::DmaOutcome o;
+          o.kind = hw::DmaOutcome::Kind::fault;
+          o.record = t.records[k];
+          bool ok = false;
+          for (const auto& m : q[k])
+            ok = ok || m.admits(o);
+          if (!ok)
+            bad = fmt::format("record {} is {}; the model allows {}", k, hwc::describe(area, o),
+                              q[k].empty() ? "none" : hwc::describe(area, q[k].front()));
+        }
+        if (bad) fail(*bad, false);
+        break;
+      }
+      case hwc::Step::Kind::viommu:
+        fail("the vIOMMU layer has no model yet", true);
+        break;
+      }
+    } catch (const TargetError& e) {
+      r.verdict = "error";
+      r.message = fmt::format("step {}: {}", st.number, e.what());
+      r.log = e.log;
+      sr.verdict = "not-run";
+      stopped = true;
+      r.steps.push_back(sr);
+      continue;
+    }
+    if (sr.verdict.empty()) sr.verdict = "pass";
+    r.steps.push_back(sr);
+  }
+}
+
 } // namespace
 
 results::ScenarioResult run_scenario(const scenario::Scenario& sc, Target& target,
@@ -154,6 +345,10 @@ results::ScenarioResult run_scenario(const scenario::Scenario& sc, Target& targe
   if (!applies(sc, target.info(), profile, why)) {
     r.verdict = "unsupported";
     r.message = why;
+    return finish();
+  }
+  if (hwc::is_hw_area(sc.area)) {
+    run_hw(sc, target, r, clauses);
     return finish();
   }
   iommufd::Machine model(profile);

@@ -3,6 +3,8 @@
 // an external program all implement this.
 #pragma once
 
+#include "core/hw.h"
+#include "hw/compile.h"
 #include "iommufd/call.h"
 
 #include <map>
@@ -38,6 +40,21 @@ public:
   virtual uint64_t mem(uint64_t size) = 0;
   // Execute one call. Throws TargetError on an infrastructure failure.
   virtual iommufd::Observation execute(const iommufd::Call& call) = 0;
+
+  // Hardware-level areas (smmuv3, vtd; conformance/hw/compile.h). A fresh IOMMU with the
+  // area's layout programmed and enabled, its RAM zeroed. Targets that have no such area
+  // keep these defaults and do not list the area's feature, so they never see them.
+  virtual void hw_reset(const hwc::Setup& s) { no_hw(s.area); }
+  virtual void hw_write(const std::vector<hw::Write>&) { no_hw(""); }
+  virtual hw::QueueOutcome hw_submit(const std::vector<uint64_t>&) { no_hw(""); }
+  virtual hw::QueueOutcome hw_resume() { no_hw(""); }
+  virtual hw::DmaOutcome hw_dma(const hw::DmaRequest&) { no_hw(""); }
+  virtual hw::RecordsOutcome hw_records() { no_hw(""); }
+
+private:
+  [[noreturn]] void no_hw(const std::string& area) const {
+    throw TargetError(info().name + " has no hardware-level area " + area);
+  }
 };
 
 // The reference model behind the Target interface.

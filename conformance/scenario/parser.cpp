@@ -3,6 +3,7 @@
 #include <cctype>
 #include <fmt/format.h>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 namespace iommuspec::scenario {
@@ -115,6 +116,35 @@ public:
     return v;
   }
 
+  // A bare name not followed by '=' (a step's subject: `map T iova=...`), or nothing.
+  std::string subject() {
+    skip_ws();
+    const size_t b = i_;
+    if (i_ >= s_.size() || !ident_start(s_[i_])) return {};
+    std::string n = ident("a name");
+    skip_ws();
+    if (i_ < s_.size() && s_[i_] == '=') {
+      i_ = b;
+      return {};
+    }
+    return n;
+  }
+
+  // A unit-like name that starts with digits: 4k, 64k, 2m (granules and sizes by name).
+  std::optional<std::string> digit_name() {
+    skip_ws();
+    size_t j = i_;
+    while (j < s_.size() && std::isdigit(uint8_t(s_[j])))
+      ++j;
+    if (j == i_ || j >= s_.size() || !ident_start(s_[j])) return std::nullopt;
+    if (j == i_ + 1 && s_[i_] == '0' && (s_[j] == 'x' || s_[j] == 'X')) return std::nullopt;
+    while (j < s_.size() && ident_char(s_[j]))
+      ++j;
+    std::string n(s_.substr(i_, j - i_));
+    i_ = j;
+    return n;
+  }
+
   bool at_number() {
     const char c = peek();
     return std::isdigit(uint8_t(c));
@@ -183,7 +213,11 @@ Value Line::value() {
     bool single_is_number = false;
     uint64_t single_number = 0;
     while (true) {
-      if (at_number()) {
+      if (auto dn = digit_name()) {
+        f.names.push_back(*dn);
+        single = Ref{*dn, 0};
+        single_is_number = false;
+      } else if (at_number()) {
         const uint64_t n = number("a number");
         f.extra |= n;
         single_is_number = true;
@@ -314,6 +348,7 @@ Scenario parse(std::string_view text, const std::string& file, std::vector<Diagn
         last_step = s.number;
         L.expect(":", "after the step number");
         s.op = L.ident("an operation name");
+        s.subject = L.subject();
         while (!L.done() && L.peek() != '-')
           s.args.push_back(L.arg());
         if (!L.done()) {

@@ -72,6 +72,7 @@ std::string print(const Scenario& s) {
   }
   for (const auto& st : s.steps) {
     out += fmt::format("{}: {}", st.number, st.op);
+    if (!st.subject.empty()) out += " " + st.subject;
     print_args(out, st.args);
     if (st.expect.present) {
       out += " -> " + st.expect.errno_name;

@@ -95,11 +95,13 @@ struct Expect {
 struct Step {
   int number = 0;
   std::string op;
+  std::string subject; // an optional bare name after the op: `map T iova=...`
   std::vector<Arg> args;
   Expect expect;
   Pos pos;
   friend bool operator==(const Step& a, const Step& b) {
-    return a.number == b.number && a.op == b.op && a.args == b.args && a.expect == b.expect;
+    return a.number == b.number && a.op == b.op && a.subject == b.subject && a.args == b.args &&
+           a.expect == b.expect;
   }
 };
 

@@ -1,6 +1,7 @@
 // The `model` target: the executable specification itself, in process. It makes the
 // model's own choices where the kernel may choose, so a run on it shows that every
 // scenario's pinned expectations agree with the model.
+#include "hw/model.h"
 #include "iommufd/machine.h"
 #include "runner/target.h"
 #include "scenario/encode.h"
@@ -21,6 +22,9 @@ public:
     i.fingerprint = {{"implementation", "iommuspec reference model"},
                      {"profile", std::string(iommufd::profile_name(profile_))}};
     i.features = scenario::known_features();
+    for (const char* area : {"smmuv3", "vtd"})
+      for (const auto& f : hwc::hw_features(area))
+        i.features.insert(f);
     if (profile_ == iommufd::Profile::linux_6_12) {
       for (const char* f : {"viommu", "veventq", "hw-queue", "pasid"})
         i.features.erase(f);
@@ -35,9 +39,42 @@ public:
   }
   iommufd::Observation execute(const iommufd::Call& call) override { return m_.execute(call).obs; }
 
+  // Hardware-level areas: the model makes its own choice in each allowed set, the fresh
+  // walk (listed first), so a run on it checks the pins against the model.
+  void hw_reset(const hwc::Setup& s) override {
+    hw_ = hwc::make_hw_model(s);
+    if (!hw_) throw TargetError("the model has no area " + s.area);
+  }
+  void hw_write(const std::vector<hw::Write>& ws) override {
+    if (!hw().write(ws)) throw TargetError("write outside RAM");
+  }
+  hw::QueueOutcome hw_submit(const std::vector<uint64_t>& e) override { return hw().submit(e); }
+  hw::QueueOutcome hw_resume() override { return hw().resume(); }
+  hw::DmaOutcome hw_dma(const hw::DmaRequest& r) override {
+    const auto allowed = hw().dma(r);
+    hw::DmaOutcome o = allowed.front().outcome;
+    hw().after_dma(r, allowed, o);
+    if (!r.drain && o.kind == hw::DmaOutcome::Kind::fault) {
+      o.record.clear(); // still in the queue
+      o.mask.clear();
+    }
+    return o;
+  }
+  hw::RecordsOutcome hw_records() override {
+    hw::RecordsOutcome out;
+    for (const auto& may_be : hw().drain(out.overflow))
+      out.records.push_back(may_be.empty() ? std::vector<uint64_t>{} : may_be.front().record);
+    return out;
+  }
+
 private:
+  hwc::HwModel& hw() {
+    if (!hw_) throw TargetError("hw_reset first");
+    return *hw_;
+  }
   iommufd::Profile profile_;
   iommufd::Machine m_;
+  std::unique_ptr<hwc::HwModel> hw_;
 };
 
 } // namespace

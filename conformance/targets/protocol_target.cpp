@@ -4,6 +4,7 @@
 #include "targets/process.h"
 
 #include <fmt/format.h>
+#include <set>
 #include <sstream>
 
 namespace iommuspec::conformance {
@@ -120,9 +121,14 @@ public:
   explicit ModelExecutor(iommufd::Profile p) : t_(make_model_target(p)) {}
   std::map<std::string, std::string> hello() override {
     const auto i = t_->info();
+    // Protocol v1 carries iommufd calls only: the hardware-level areas are not served.
+    std::set<std::string> hw;
+    for (const char* area : {"smmuv3", "vtd"})
+      for (const auto& x : hwc::hw_area_features(area))
+        if (x != "viommu") hw.insert(x);
     std::string f;
     for (const auto& x : i.features)
-      f += (f.empty() ? "" : ",") + x;
+      if (!hw.count(x)) f += (f.empty() ? "" : ",") + x;
     return {{"name", "iommuspec-serve-model"},
             {"profile", std::string(iommufd::profile_name(i.profile))},
             {"features", f}};

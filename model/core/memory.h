@@ -6,8 +6,8 @@
 #include "core/range.h"
 
 #include <cstdint>
-#include <map>
 #include <optional>
+#include <unordered_map>
 #include <vector>
 
 namespace iommuspec {
@@ -32,10 +32,12 @@ public:
     words_[pa] = v;
     return true;
   }
+  // Every word ever written, by address, in no order (for diffs of two images).
+  const std::unordered_map<uint64_t, uint64_t>& words() const { return words_; }
   friend bool operator==(const Memory&, const Memory&) = default;
 
 private:
-  std::map<uint64_t, uint64_t> words_;
+  std::unordered_map<uint64_t, uint64_t> words_;
   std::vector<Range> regions_;
 };
 

@@ -19,10 +19,20 @@ bool fits(uint64_t addr, unsigned bits) {
   return bits >= 64 || (addr >> bits) == 0;
 }
 
+// One of the sizes oas_bits() decodes (L:68-74 IDR5_OAS_*_BIT).
 bool known_oas(unsigned bits) {
-  for (uint8_t i = 0; i < 8; ++i)
-    if (auto b = oas_bits(i); b && *b == bits) return true;
-  return false;
+  switch (bits) {
+  case 32:
+  case 36:
+  case 40:
+  case 42:
+  case 44:
+  case 48:
+  case 52:
+    return true;
+  default:
+    return false;
+  }
 }
 
 // Effective output size. 52-bit output needs the 64K granule (format.h: LPA2 is not
@@ -78,13 +88,26 @@ Fault make_fault(FaultClass cls, int stage, int level, uint64_t input) {
   return f;
 }
 
-// Stage-2 walk of one IPA (final IPA, or a stage-1 descriptor address when nested).
-Walk s2_walk(const Memory& mem, const S2Config& c, uint64_t ipa, const Access& a) {
+void append_reads(Walk& w, const Walk& t) {
+  w.descriptors_read.insert(w.descriptors_read.end(), t.descriptors_read.begin(),
+                            t.descriptors_read.end());
+}
+
+Fault s2_fault(FaultClass cls, int level, const Access& a, uint64_t ipa) {
+  Fault f = make_fault(cls, 2, level, a.iova);
+  f.ipa = ipa; // [QC] smmu_ptw_64_s2 error_ipa: info->addr = ipa
+  return f;
+}
+
+// Stage-2 walk of one IPA (final IPA, or a stage-1 descriptor address when nested), from the
+// root or from a cached table descriptor (`from`).
+Walk s2_walk(const Memory& mem, const S2Config& c, uint64_t ipa, const Access& a,
+             const std::optional<WalkFrom>& from) {
   Walk w;
+  w.descriptors_read.reserve(4);
+  w.s2_tables.reserve(3);
   auto fail = [&](FaultClass cls, int level) {
-    Fault f = make_fault(cls, 2, level, a.iova);
-    f.ipa = ipa; // [QC] smmu_ptw_64_s2 error_ipa: info->addr = ipa
-    w.fault = f;
+    w.fault = s2_fault(cls, level, a, ipa);
     return w;
   };
   if (!s2_config_valid(c)) return fail(FaultClass::bad_config, 0);
@@ -95,8 +118,8 @@ Walk s2_walk(const Memory& mem, const S2Config& c, uint64_t ipa, const Access& a
   const Geometry geo{c.granule, ia_bits, s2_start_level(c)};
   const unsigned ps = eff_oas(c.ps_bits, c.granule);
   const DescFormat fmt{c.granule, Stage::s2, oa52(ps, c.granule)};
-  uint64_t table = geo.align_root(c.s2ttb);
-  for (int level = geo.start; level <= 3; ++level) {
+  uint64_t table = from ? from->table : geo.align_root(c.s2ttb);
+  for (int level = from ? from->level : geo.start; level <= 3; ++level) {
     const uint64_t desc_pa = table + 8 * geo.index(ipa, level);
     w.descriptors_read.push_back(desc_pa);
     const auto word = mem.read64(desc_pa);
@@ -111,6 +134,7 @@ Walk s2_walk(const Memory& mem, const S2Config& c, uint64_t ipa, const Access& a
       // applies [QC]'s output-address rule to table addresses too; see README).
       if (!fits(t->next_table, ps)) return fail(FaultClass::addr_size, level);
       table = t->next_table;
+      w.s2_tables.push_back({level + 1, table, {}});
       continue;
     }
     const auto* leaf = std::get_if<S2Leaf>(&d);
@@ -118,114 +142,127 @@ Walk s2_walk(const Memory& mem, const S2Config& c, uint64_t ipa, const Access& a
     // fault ([QI] is_invalid_pte / is_reserved_pte; format.h block_allowed).
     if (!leaf) return fail(FaultClass::translation, level);
     // [QC] "If S2AFFD and PTE.AF are 0 => fault ... An Access fault takes priority over a
-    // Permission fault."
+    // Permission fault." An entry that faults on AF is not one a TLB holds (see machine.h).
     if (!leaf->af && !c.affd) return fail(FaultClass::access_flag, level);
-    Perms p;
-    p.read = leaf->s2ap & 1;  // S2AP[0] read (P:107 HAP_READ; [QI] is_permission_fault_s2)
-    p.write = leaf->s2ap & 2; // S2AP[1] write (P:108 HAP_WRITE)
-    p.exec = !(leaf->xn & 2); // XN = bit 54 (K:87 KVM_PTE_LEAF_ATTR_HI_S2_XN; P:78 sets 53+54)
-    p.unpriv = true;
-    if (!permits(p, a)) return fail(FaultClass::permission, level);
-    // [QC] "a stage 2 Address Size fault if it exceeds the effective PA output range".
-    if (!fits(leaf->oa, ps)) return fail(FaultClass::addr_size, level);
-    w.page_size = bit(level_shift(c.granule, level));
-    w.pa = leaf->oa | (ipa & (w.page_size - 1));
-    w.perms = p;
-    return w;
+    const uint64_t size = bit(level_shift(c.granule, level));
+    w.s2_entry = S2Entry{level, ipa & ~(size - 1), size, *leaf};
+    Walk r = s2_entry_result(c, *w.s2_entry, ipa, a);
+    r.descriptors_read = std::move(w.descriptors_read);
+    r.s2_tables = std::move(w.s2_tables);
+    r.s2_entry = w.s2_entry;
+    return r;
   }
   return fail(FaultClass::translation, 3); // unreachable: level 3 has no table descriptor
 }
 
 // Stage-1 walk; when s2 is set, every descriptor address is an IPA translated by stage 2
-// first ([QC] translate_table_addr_ipa, and decode_cd for TTB0).
-Walk s1_walk(const Memory& mem, const S1Config& c, const S2Config* s2, const Access& a) {
-  Walk w;
-  auto fail = [&](FaultClass cls, int level) {
+// first ([QC] translate_table_addr_ipa, and decode_cd for TTB0). The stage-2 translation may
+// have several candidate results (cached entries, see machine.cpp): the walk branches on
+// them and appends one Walk per path to `out`.
+void s1_walk(const Memory& mem, const S1Config& c, const S2Translate* s2, const Access& a,
+             const std::optional<WalkFrom>& from, std::vector<Walk>& out) {
+  Walk w0;
+  w0.descriptors_read.reserve(s2 ? 24 : 4);
+  w0.s1_descriptors_read.reserve(4);
+  w0.s1_tables.reserve(3);
+  auto fail = [&](Walk& w, FaultClass cls, int level) {
     w.fault = make_fault(cls, 1, level, a.iova);
-    return w;
+    out.push_back(std::move(w));
   };
-  if (!s1_config_valid(c)) return fail(FaultClass::bad_config, 0);
-  if (c.epd0) return fail(FaultClass::translation, 0); // [QC] "!tt || tt->disabled"
+  if (!s1_config_valid(c)) return fail(w0, FaultClass::bad_config, 0);
+  if (c.epd0) return fail(w0, FaultClass::translation, 0); // [QC] "!tt || tt->disabled"
   const unsigned ia_bits = 64 - c.t0sz;
   // [QC] select_tt: with TTB1 not configured, an IOVA whose bits above 64-T0SZ are not all
   // zero selects no table, a stage-1 translation fault. No level is named; the model says 0.
-  if (!fits(a.iova, ia_bits)) return fail(FaultClass::translation, 0);
+  if (!fits(a.iova, ia_bits)) return fail(w0, FaultClass::translation, 0);
   const Geometry geo{c.granule, ia_bits, s1_start_level(c)};
   const unsigned oas = eff_oas(c.oas_bits, c.granule);
   const DescFormat fmt{c.granule, Stage::s1, oa52(oas, c.granule)};
-  uint64_t table = geo.align_root(c.ttb0);
-  // Hierarchical attributes gathered from table descriptors (H:217-219, H:146-147); CD.HAD0
-  // disables them ([QC] "is_permission_fault(ap, perm) && !tt->had").
-  bool no_write = false, no_unpriv = false, pxn_table = false, uxn_table = false;
-  for (int level = geo.start; level <= 3; ++level) {
-    const uint64_t desc_addr = table + 8 * geo.index(a.iova, level);
-    uint64_t desc_pa = desc_addr;
-    if (s2) {
+
+  struct Path {
+    int level;
+    uint64_t table;
+    HierAttrs attrs; // hierarchical attributes gathered so far (H:217-219, H:146-147)
+    Walk w;
+    std::optional<uint64_t> desc_pa = {}; // this level's descriptor, already through stage 2
+  };
+  std::vector<Path> todo;
+  todo.push_back(from ? Path{from->level, from->table, from->attrs, std::move(w0)}
+                      : Path{geo.start, geo.align_root(c.ttb0), HierAttrs{}, std::move(w0)});
+  while (!todo.empty()) {
+    Path p = std::move(todo.back());
+    todo.pop_back();
+    const uint64_t desc_addr = p.table + 8 * geo.index(a.iova, p.level);
+    if (s2 && !p.desc_pa) {
       // Stage-1 table walks are reads in IPA space ([QC] translate_table_addr_ipa calls
       // smmu_translate(..., IOMMU_RO) at stage 2). A fault there is a stage-2 fault with
       // CLASS=TT ([QV] SMMU_CLASS_TT; info->is_ipa_descriptor), IPA = the descriptor IPA.
       Access ra = a;
       ra.write = false;
       ra.exec = false;
-      Walk t = s2_walk(mem, *s2, desc_addr, ra);
-      w.descriptors_read.insert(w.descriptors_read.end(), t.descriptors_read.begin(),
-                                t.descriptors_read.end());
-      if (t.fault) {
-        w.fault = t.fault;
-        w.fault->s2_on_s1_walk = true;
-        return w;
+      std::vector<Walk> opts;
+      (*s2)(desc_addr, ra, opts);
+      for (size_t i = 0; i < opts.size(); ++i) {
+        Path q = i + 1 == opts.size() ? std::move(p) : p;
+        append_reads(q.w, opts[i]);
+        if (opts[i].fault) {
+          q.w.fault = opts[i].fault;
+          q.w.fault->s2_on_s1_walk = true;
+          out.push_back(std::move(q.w));
+        } else {
+          q.desc_pa = opts[i].pa;
+          todo.push_back(std::move(q));
+        }
       }
-      desc_pa = t.pa;
+      continue;
     }
-    w.descriptors_read.push_back(desc_pa);
-    w.s1_descriptors_read.push_back(desc_pa);
+    const uint64_t desc_pa = p.desc_pa.value_or(desc_addr);
+    p.desc_pa.reset();
+    p.w.descriptors_read.push_back(desc_pa);
+    p.w.s1_descriptors_read.push_back(desc_pa);
     const auto word = mem.read64(desc_pa);
     if (!word) { // [QC] get_pte -> WALK_EABT, reported at stage 1 (smmu_ptw_64_s1 "error:")
-      fail(FaultClass::walk_eabt, level);
-      w.fault->fetch_pa = desc_pa;
-      return w;
+      p.w.fault = make_fault(FaultClass::walk_eabt, 1, p.level, a.iova);
+      p.w.fault->fetch_pa = desc_pa;
+      out.push_back(std::move(p.w));
+      continue;
     }
-    const Descriptor d = decode_descriptor(*word, fmt, level);
+    const Descriptor d = decode_descriptor(*word, fmt, p.level);
     if (const auto* t = std::get_if<TableDesc>(&d)) {
-      if (!fits(t->next_table, oas)) return fail(FaultClass::addr_size, level);
-      if (!c.had) {
-        no_write |= (t->ap_table & 2) != 0;  // APTable[1]: no write below ([QI] ap & 0x2)
-        no_unpriv |= (t->ap_table & 1) != 0; // APTable[0]: no EL0 access below
-        pxn_table |= t->pxn_table;
-        uxn_table |= t->xn_table;
+      if (!fits(t->next_table, oas)) {
+        fail(p.w, FaultClass::addr_size, p.level);
+        continue;
       }
-      table = t->next_table;
+      if (!c.had) {
+        p.attrs.no_write |= (t->ap_table & 2) != 0;  // APTable[1]: no write below ([QI])
+        p.attrs.no_unpriv |= (t->ap_table & 1) != 0; // APTable[0]: no EL0 access below
+        p.attrs.pxn |= t->pxn_table;
+        p.attrs.uxn |= t->xn_table;
+      }
+      p.w.s1_tables.push_back({p.level + 1, t->next_table, p.attrs});
+      todo.push_back({p.level + 1, t->next_table, p.attrs, std::move(p.w)});
       continue;
     }
     const auto* leaf = std::get_if<S1Leaf>(&d);
-    if (!leaf) return fail(FaultClass::translation, level);
+    if (!leaf) {
+      fail(p.w, FaultClass::translation, p.level);
+      continue;
+    }
     // [QC] "if AFFD and PTE.AF are 0 we take an Access flag fault ... An Access flag fault
     // takes priority over a Permission fault."
-    if (!leaf->af && !c.affd) return fail(FaultClass::access_flag, level);
-    // AP[2:1]: AP[2] read-only (H:163 PTE_RDONLY, P:97), AP[1] EL0 access (H:162 PTE_USER,
-    // P:96 AP_UNPRIV). PXN/UXN (H:170-171). QEMU checks only AP[2] against writes.
-    const bool ro = (leaf->ap & 2) || no_write;
-    const bool user = (leaf->ap & 1) && !no_unpriv;
-    Perms p;
-    p.unpriv = user;
-    if (a.priv) {
-      p.read = true;
-      p.write = !ro;
-      p.exec = !leaf->pxn && !pxn_table;
-    } else {
-      p.read = user;
-      p.write = user && !ro;
-      p.exec = !leaf->uxn && !uxn_table;
+    if (!leaf->af && !c.affd) {
+      fail(p.w, FaultClass::access_flag, p.level);
+      continue;
     }
-    if (!permits(p, a)) return fail(FaultClass::permission, level);
-    // [QC] "a stage 1 Address Size fault if it exceeds the range of the effective IPA size".
-    if (!fits(leaf->oa, oas)) return fail(FaultClass::addr_size, level);
-    w.page_size = bit(level_shift(c.granule, level));
-    w.pa = leaf->oa | (a.iova & (w.page_size - 1));
-    w.perms = p;
-    return w;
+    const uint64_t size = bit(level_shift(c.granule, p.level));
+    const S1Entry e{p.level, a.iova & ~(size - 1), size, *leaf, p.attrs};
+    Walk r = s1_entry_result(c, e, a);
+    r.descriptors_read = std::move(p.w.descriptors_read);
+    r.s1_descriptors_read = std::move(p.w.s1_descriptors_read);
+    r.s1_tables = std::move(p.w.s1_tables);
+    r.s1_entry = e;
+    out.push_back(std::move(r));
   }
-  return fail(FaultClass::translation, 3);
 }
 
 } // namespace
@@ -324,31 +361,65 @@ EventType event_type(FaultClass cls, int stage) {
 
 // ---- Walks --------------------------------------------------------------------------------
 
-Walk walk_s1(const Memory& mem, const S1Config& c, const Access& a) {
-  return s1_walk(mem, c, nullptr, a);
-}
-
-Walk walk_s2(const Memory& mem, const S2Config& c, uint64_t ipa, const Access& a) {
-  Access in = a;
-  in.iova = ipa;
-  return s2_walk(mem, c, ipa, in);
-}
-
-Walk walk_nested(const Memory& mem, const S1Config& s1, const S2Config& s2, const Access& a) {
-  // [QC] smmu_ptw, SMMU_NESTED: the stage-1 walk (its table addresses through stage 2), then
-  // the output IPA through stage 2 with the same access; a fault there is CLASS=IN.
-  if (!s2_config_valid(s2)) {
-    Walk w;
-    w.fault = make_fault(FaultClass::bad_config, 2, 0, a.iova);
+Walk s1_entry_result(const S1Config& c, const S1Entry& e, const Access& a) {
+  Walk w;
+  // AP[2:1]: AP[2] read-only (H:163 PTE_RDONLY, P:97), AP[1] EL0 access (H:162 PTE_USER,
+  // P:96 AP_UNPRIV). PXN/UXN (H:170-171). QEMU checks only AP[2] against writes.
+  const bool ro = (e.leaf.ap & 2) || e.attrs.no_write;
+  const bool user = (e.leaf.ap & 1) && !e.attrs.no_unpriv;
+  Perms p;
+  p.unpriv = user;
+  if (a.priv) {
+    p.read = true;
+    p.write = !ro;
+    p.exec = !e.leaf.pxn && !e.attrs.pxn;
+  } else {
+    p.read = user;
+    p.write = user && !ro;
+    p.exec = !e.leaf.uxn && !e.attrs.uxn;
+  }
+  if (!permits(p, a)) {
+    w.fault = make_fault(FaultClass::permission, 1, e.level, a.iova);
     return w;
   }
-  Walk w = s1_walk(mem, s1, &s2, a);
-  if (w.fault) return w;
-  const uint64_t ipa = w.pa;
-  Walk t = s2_walk(mem, s2, ipa, a);
-  w.descriptors_read.insert(w.descriptors_read.end(), t.descriptors_read.begin(),
-                            t.descriptors_read.end());
-  if (t.fault) {
+  // [QC] "a stage 1 Address Size fault if it exceeds the range of the effective IPA size".
+  if (!fits(e.leaf.oa, eff_oas(c.oas_bits, c.granule))) {
+    w.fault = make_fault(FaultClass::addr_size, 1, e.level, a.iova);
+    return w;
+  }
+  w.page_size = e.size;
+  w.pa = e.leaf.oa | (a.iova & (e.size - 1));
+  w.perms = p;
+  return w;
+}
+
+Walk s2_entry_result(const S2Config& c, const S2Entry& e, uint64_t ipa, const Access& a) {
+  Walk w;
+  Perms p;
+  p.read = e.leaf.s2ap & 1;  // S2AP[0] read (P:107 HAP_READ; [QI] is_permission_fault_s2)
+  p.write = e.leaf.s2ap & 2; // S2AP[1] write (P:108 HAP_WRITE)
+  p.exec = !(e.leaf.xn & 2); // XN = bit 54 (K:87 KVM_PTE_LEAF_ATTR_HI_S2_XN; P:78 sets 53+54)
+  p.unpriv = true;
+  if (!permits(p, a)) {
+    w.fault = s2_fault(FaultClass::permission, e.level, a, ipa);
+    return w;
+  }
+  // [QC] "a stage 2 Address Size fault if it exceeds the effective PA output range".
+  if (!fits(e.leaf.oa, eff_oas(c.ps_bits, c.granule))) {
+    w.fault = s2_fault(FaultClass::addr_size, e.level, a, ipa);
+    return w;
+  }
+  w.page_size = e.size;
+  w.pa = e.leaf.oa | (ipa & (e.size - 1));
+  w.perms = p;
+  return w;
+}
+
+Walk combine_nested(Walk w, const Walk& t) {
+  append_reads(w, t);
+  w.s2_tables = t.s2_tables;
+  w.s2_entry = t.s2_entry;
+  if (t.fault) { // the output IPA through stage 2: CLASS=IN ([QC] smmu_ptw SMMU_NESTED)
     w.fault = t.fault;
     return w;
   }
@@ -360,6 +431,47 @@ Walk walk_nested(const Memory& mem, const S1Config& s1, const S2Config& s2, cons
   w.perms.write = w.perms.write && t.perms.write;
   w.perms.exec = w.perms.exec && t.perms.exec;
   return w;
+}
+
+void walk_s1_from(const Memory& mem, const S1Config& c, const S2Translate* s2, const Access& a,
+                  const std::optional<WalkFrom>& from, std::vector<Walk>& out) {
+  s1_walk(mem, c, s2, a, from, out);
+}
+
+Walk walk_s2_from(const Memory& mem, const S2Config& c, uint64_t ipa, const Access& a,
+                  const std::optional<WalkFrom>& from) {
+  Access in = a;
+  in.iova = ipa;
+  return s2_walk(mem, c, ipa, in, from);
+}
+
+Walk walk_s1(const Memory& mem, const S1Config& c, const Access& a) {
+  std::vector<Walk> out;
+  s1_walk(mem, c, nullptr, a, std::nullopt, out);
+  return std::move(out.front());
+}
+
+Walk walk_s2(const Memory& mem, const S2Config& c, uint64_t ipa, const Access& a) {
+  return walk_s2_from(mem, c, ipa, a, std::nullopt);
+}
+
+Walk walk_nested(const Memory& mem, const S1Config& s1, const S2Config& s2, const Access& a) {
+  // [QC] smmu_ptw, SMMU_NESTED: the stage-1 walk (its table addresses through stage 2), then
+  // the output IPA through stage 2 with the same access; a fault there is CLASS=IN.
+  if (!s2_config_valid(s2)) {
+    Walk w;
+    w.fault = make_fault(FaultClass::bad_config, 2, 0, a.iova);
+    return w;
+  }
+  const S2Translate tr = [&](uint64_t ipa, const Access& ra, std::vector<Walk>& out) {
+    out.push_back(s2_walk(mem, s2, ipa, ra, std::nullopt));
+  };
+  std::vector<Walk> out;
+  s1_walk(mem, s1, &tr, a, std::nullopt, out);
+  Walk w = std::move(out.front());
+  if (w.fault) return w;
+  const Walk t = s2_walk(mem, s2, w.pa, a, std::nullopt);
+  return combine_nested(std::move(w), t);
 }
 
 // ---- PageTableBuilder ---------------------------------------------------------------------
@@ -410,7 +522,7 @@ std::optional<uint64_t> PageTableBuilder::slot(uint64_t iova, int level) const {
   for (int l = start_level_;; ++l) {
     const uint64_t at = table + 8 * index(iova, l);
     if (l == level) return at;
-    const auto word = mem_->read64(at);
+    const auto word = mem_->read64(at + offset_);
     if (!word) return std::nullopt;
     const Descriptor d = decode_descriptor(*word, fmt_, l);
     const auto* t = std::get_if<TableDesc>(&d);
@@ -431,7 +543,7 @@ bool PageTableBuilder::map(uint64_t iova, uint64_t pa, uint64_t size, const Perm
   uint64_t table = root_;
   for (int l = start_level_; l < level; ++l) {
     const uint64_t at = table + 8 * index(iova, l);
-    const auto word = mem_->read64(at);
+    const auto word = mem_->read64(at + offset_);
     if (!word) return false;
     const Descriptor d = decode_descriptor(*word, fmt_, l);
     if (const auto* t = std::get_if<TableDesc>(&d)) {
@@ -443,11 +555,11 @@ bool PageTableBuilder::map(uint64_t iova, uint64_t pa, uint64_t size, const Perm
     if (!fresh) return false;
     TableDesc td;
     td.next_table = *fresh;
-    if (!mem_->write64(at, encode(Descriptor{td}, fmt_, l))) return false;
+    if (!mem_->write64(at + offset_, encode(Descriptor{td}, fmt_, l))) return false;
     table = *fresh;
   }
   const uint64_t at = table + 8 * index(iova, level);
-  const auto old = mem_->read64(at);
+  const auto old = mem_->read64(at + offset_);
   if (!old || (*old & 1)) return false; // occupied by a leaf or a table
   Descriptor leaf;
   if (fmt_.stage == Stage::s1) {
@@ -473,7 +585,7 @@ bool PageTableBuilder::map(uint64_t iova, uint64_t pa, uint64_t size, const Perm
     l.mem_attr = 0xf; // P:109 MEMATTR_OIWB
     leaf = l;
   }
-  return mem_->write64(at, encode(leaf, fmt_, level));
+  return mem_->write64(at + offset_, encode(leaf, fmt_, level));
 }
 
 } // namespace iommuspec::smmuv3

@@ -19,6 +19,7 @@
 #include "smmuv3/format.h"
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -109,6 +110,39 @@ struct Fault {
   friend bool operator==(const Fault&, const Fault&) = default;
 };
 
+// Hierarchical attributes gathered from stage-1 table descriptors (APTable, PXNTable,
+// XNTable; H:217-219, H:146-147), cleared by CD.HAD0.
+struct HierAttrs {
+  bool no_write = false, no_unpriv = false, pxn = false, uxn = false;
+  friend bool operator==(const HierAttrs&, const HierAttrs&) = default;
+};
+
+// A valid leaf a walk reached (AF set or AFFD): what a TLB entry may hold. Its permissions are
+// evaluated per access (s1_entry_result / s2_entry_result), so an entry filled by a read
+// serves, or permission-faults, a later write.
+struct S1Entry {
+  int level = 3;
+  uint64_t va_base = 0, size = 0; // the input range the leaf maps
+  S1Leaf leaf{};
+  HierAttrs attrs{};
+  friend bool operator==(const S1Entry&, const S1Entry&) = default;
+};
+struct S2Entry {
+  int level = 3;
+  uint64_t ipa_base = 0, size = 0;
+  S2Leaf leaf{};
+  friend bool operator==(const S2Entry&, const S2Entry&) = default;
+};
+
+// Where a walk starts: the root of the configuration, or the table a cached table
+// descriptor points at (a walk-cache hit). `level` is the level of that table.
+struct WalkFrom {
+  int level = 0;
+  uint64_t table = 0;
+  HierAttrs attrs{};
+  friend bool operator==(const WalkFrom&, const WalkFrom&) = default;
+};
+
 struct Walk {
   std::optional<Fault> fault;
   uint64_t pa = 0;        // output address (valid when !fault)
@@ -118,11 +152,32 @@ struct Walk {
   std::vector<uint64_t> descriptors_read;
   // The subset that were stage-1 descriptors (for walk_s2: empty).
   std::vector<uint64_t> s1_descriptors_read;
+  // What the walk passed through, as a cache would hold it: the table descriptors used
+  // (each as the WalkFrom it gives) and the leaf, when one was reached.
+  std::vector<WalkFrom> s1_tables, s2_tables;
+  std::optional<S1Entry> s1_entry;
+  std::optional<S2Entry> s2_entry;
 };
 
 Walk walk_s1(const Memory& mem, const S1Config& c, const Access& a);
 Walk walk_s2(const Memory& mem, const S2Config& c, uint64_t ipa, const Access& a);
 Walk walk_nested(const Memory& mem, const S1Config& s1, const S2Config& s2, const Access& a);
+
+// The building blocks the machine (machine.h) combines with its caches.
+// Stage-2 results for an IPA: every candidate (fresh walk, cached entries).
+using S2Translate = std::function<void(uint64_t ipa, const Access&, std::vector<Walk>& out)>;
+// Stage 1 from the root or a cached table; with s2, table addresses are IPAs translated
+// through *s2 (the output stays an IPA: the caller translates it). One Walk per candidate
+// path is appended to out.
+void walk_s1_from(const Memory& mem, const S1Config& c, const S2Translate* s2, const Access& a,
+                  const std::optional<WalkFrom>& from, std::vector<Walk>& out);
+Walk walk_s2_from(const Memory& mem, const S2Config& c, uint64_t ipa, const Access& a,
+                  const std::optional<WalkFrom>& from);
+// The outcome of an access through a leaf (fresh or cached): permission, then output size.
+Walk s1_entry_result(const S1Config& c, const S1Entry& e, const Access& a);
+Walk s2_entry_result(const S2Config& c, const S2Entry& e, uint64_t ipa, const Access& a);
+// Nested: the stage-1 result (output IPA) combined with the stage-2 result for it.
+Walk combine_nested(Walk s1, const Walk& s2);
 
 // ---------------------------------------------------------------------------------------
 // Table builder for tests and scenarios: allocates granule-sized tables (and a possibly
@@ -144,8 +199,13 @@ public:
   // leaf or table, is out of the input range, or the pool is exhausted. Stage 1 cannot deny
   // read: p.read is ignored there.
   bool map(uint64_t iova, uint64_t pa, uint64_t size, const Perms& p, bool af = true);
-  // PA of the descriptor slot for iova at level, if the tables down to it exist.
+  // PA of the descriptor slot for iova at level, if the tables down to it exist. (With a
+  // placement offset: the slot's address in the walk's address space.)
   std::optional<uint64_t> slot(uint64_t iova, int level) const;
+  // Tables live at `pool` addresses in the walk's address space (an IPA for the stage-1
+  // tables of a nested stream) but are stored at address + offset in `mem`.
+  void set_placement_offset(uint64_t offset) { offset_ = offset; }
+  uint64_t placement_offset() const { return offset_; }
 
 private:
   PageTableBuilder(Memory& mem, Range pool, DescFormat f, unsigned ia_bits, int start_level);
@@ -160,6 +220,7 @@ private:
   int start_level_;
   uint64_t root_ = 0;
   bool ok_ = true;
+  uint64_t offset_ = 0;
 };
 
 } // namespace iommuspec::smmuv3

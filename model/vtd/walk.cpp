@@ -384,6 +384,8 @@ Walk fs_walk(const Memory& mem, const FsConfig& c, const SsConfig* ss, const Acc
   return out;
 }
 
+} // namespace
+
 void check_interrupt_range(Walk& w, const Access& acc, int stage, bool scalable) {
   if (w.fault) return;
   const uint64_t page = w.pa & ~(w.page_size - 1);
@@ -396,8 +398,6 @@ void check_interrupt_range(Walk& w, const Access& acc, int stage, bool scalable)
   f.addr = acc.addr;
   w.fault = f;
 }
-
-} // namespace
 
 std::optional<SsConfig> ss_config(const ContextEntry& ce, const CapReg& cap, unsigned haw) {
   // AW 1..3 = 3..5 levels (iommu.h:895); SAGAW bit k = AW k (Qc:vtd_is_ss_level_supported)
@@ -473,6 +473,335 @@ bool apply_ad_updates(Memory& mem, const Walk& w) {
   for (const AdUpdate& u : w.ad_updates)
     ok = mem.write64(u.pa, u.value) && ok;
   return ok;
+}
+
+// --- Resumable walks (walk.h "Building blocks for the machine") ------------------------
+//
+// The same rules, checks and order as ss_walk / fs_walk above. The difference: a permission
+// fault no longer ends the walk. It is kept as the result (`pending`) and the walk goes on
+// with the structural checks alone (fetch, present, reserved, the A flag), so that the leaf a
+// cache could hold is found; a structural failure after it still yields the permission fault
+// it follows, as the plain walk stops before reaching it.
+
+namespace {
+
+int first_denial(int cur, int level) {
+  return cur != 0 ? cur : level;
+}
+
+Fault ss_fault_at(FaultReason reason, int level, const Access& acc, uint64_t gpa) {
+  Fault f;
+  f.reason = reason;
+  f.stage = 2;
+  f.level = level;
+  f.addr = acc.addr;
+  f.gpa = gpa;
+  return f;
+}
+
+// Legacy mode checks the bit the access needs at each level (ss_walk): the highest level whose
+// entry lacks it faults.
+std::optional<Fault> ss_legacy_denial(const Denials& d, uint64_t gpa, const Access& acc) {
+  const int level = acc.write ? d.no_w : d.no_r;
+  if (level == 0) return std::nullopt;
+  return ss_fault_at(ss_code(acc.write ? SsFail::no_write : SsFail::no_read, false), level, acc,
+                     gpa);
+}
+
+// The checks fs_walk makes before the walk: SRE, ERE, canonical form.
+std::optional<Fault> fs_precheck(const FsConfig& c, const Access& acc) {
+  if (acc.priv && !c.sre) return fs_fault(FaultReason::sm_pasid_entry_sre_clear, 0, acc);
+  if (acc.exec && !c.ere) return fs_fault(FaultReason::sm_pasid_entry_ere_clear, 0, acc);
+  const unsigned width = c.levels == 5 ? 57 : 48; // iommu.h:56-57
+  const uint64_t upper = ~0ull << (width - 1);
+  const uint64_t top = acc.addr & upper;
+  if (top != 0 && top != upper) return fs_fault(FaultReason::sm_fs_non_canonical, 0, acc);
+  return std::nullopt;
+}
+
+// The permission fault of one first-stage entry, in fs_walk's order within a level: U/S, R/W,
+// XD.
+std::optional<Fault> fs_entry_denial(const FsConfig& c, uint64_t e, int level, const Access& acc) {
+  if (!acc.priv && !(e & kFsUs)) return fs_fault(FaultReason::sm_fs_user_privilege, level, acc);
+  if (acc.write && !(e & kFsRw) && !(acc.priv && !c.wpe))
+    return fs_fault(FaultReason::sm_no_write, level, acc);
+  if (acc.exec && (e & kFsXd)) return fs_fault(FaultReason::sm_no_execute, level, acc);
+  return std::nullopt;
+}
+
+// The permission fault a set of first-stage denials gives: the highest level first, then the
+// order within a level.
+std::optional<Fault> fs_denial(const FsConfig& c, const Denials& d, const Access& acc) {
+  int best_level = 0, best_order = 3;
+  FaultReason best = FaultReason::software;
+  auto consider = [&](int level, int order, FaultReason r) {
+    if (level == 0) return;
+    if (level > best_level || (level == best_level && order < best_order)) {
+      best_level = level;
+      best_order = order;
+      best = r;
+    }
+  };
+  if (!acc.priv) consider(d.no_us, 0, FaultReason::sm_fs_user_privilege);
+  if (acc.write && !(acc.priv && !c.wpe)) consider(d.no_w, 1, FaultReason::sm_no_write);
+  if (acc.exec) consider(d.xd, 2, FaultReason::sm_no_execute);
+  if (best_level == 0) return std::nullopt;
+  return fs_fault(best, best_level, acc);
+}
+
+// 0x77: a first-stage A/D flag must be set in an entry whose table the second stage maps
+// read-only (fs_walk).
+Fault nested_ad_fault(int fs_level, const Access& acc, uint64_t egpa) {
+  Fault f;
+  f.reason = FaultReason::sm_nested_fs_write;
+  f.stage = 2;
+  f.on_fs_walk = true;
+  f.fs_level = fs_level;
+  f.level = 0;
+  f.addr = acc.addr;
+  f.gpa = egpa;
+  return f;
+}
+
+void append_entries(Walk& w, const Walk& t) {
+  w.entries_read.insert(w.entries_read.end(), t.entries_read.begin(), t.entries_read.end());
+}
+
+} // namespace
+
+Walk walk_ss_from(const Memory& mem, const SsConfig& c, uint64_t gpa, const Access& acc,
+                  const std::optional<WalkFrom>& from) {
+  Walk out;
+  if (c.width < 64 && (gpa >> c.width) != 0) {
+    out.fault = ss_fault_at(ss_code(SsFail::beyond, c.scalable), 0, acc, gpa);
+    return out;
+  }
+  uint64_t table = from ? from->table : (c.slptptr & kAddr);
+  Denials den = from ? from->den : Denials{};
+  std::optional<Fault> pending; // legacy: the first permission fault
+  if (!c.scalable) pending = ss_legacy_denial(den, gpa, acc);
+  auto stop = [&](SsFail f, int level) {
+    out.fault = pending ? *pending : ss_fault_at(ss_code(f, c.scalable), level, acc, gpa);
+    return out;
+  };
+  for (int level = from ? from->level : c.levels; level >= 1; --level) {
+    const uint64_t epa = table + 8ull * pt_index(gpa, unsigned(level));
+    out.entries_read.push_back(epa);
+    const std::optional<uint64_t> got = mem.read64(epa);
+    if (!got) return stop(level == c.levels ? SsFail::access_root : SsFail::access, level);
+    const uint64_t e = *got;
+    if (!(e & kSsR)) den.no_r = first_denial(den.no_r, level);
+    if (!(e & kSsW)) den.no_w = first_denial(den.no_w, level);
+    if (!c.scalable && !pending && !(e & (acc.write ? kSsW : kSsR)))
+      pending = ss_legacy_denial(den, gpa, acc);
+    if (!(e & (kSsR | kSsW))) return stop(SsFail::not_present, level); // legacy: pending is set
+    if (ss_reserved(c, e, level)) return stop(SsFail::reserved, level);
+    if (is_leaf(e, level)) {
+      const uint64_t size = level_page_size(unsigned(level));
+      const SsLeaf leaf{level, gpa & ~(size - 1), size, e, den};
+      if (pending) {
+        out.fault = pending;
+        out.ss_leaf = leaf;
+        return out;
+      }
+      Walk r = ss_leaf_result(c, leaf, gpa, acc);
+      r.entries_read = std::move(out.entries_read);
+      r.ss_tables = std::move(out.ss_tables);
+      r.ss_leaf = leaf;
+      return r;
+    }
+    table = e & kAddr;
+    out.ss_tables.push_back({level - 1, table, den});
+  }
+  return out; // unreachable: level 1 is always a leaf
+}
+
+Walk ss_leaf_result(const SsConfig& c, const SsLeaf& leaf, uint64_t gpa, const Access& acc) {
+  Walk out;
+  if (c.width < 64 && (gpa >> c.width) != 0) {
+    out.fault = ss_fault_at(ss_code(SsFail::beyond, c.scalable), 0, acc, gpa);
+    return out;
+  }
+  // Legacy: the first level lacking the bit (ss_walk's per-level check); scalable: the AND
+  // over the levels, reported at the leaf.
+  const int denied = acc.write ? leaf.den.no_w : leaf.den.no_r;
+  if (denied != 0) {
+    const SsFail f = acc.write ? SsFail::no_write : SsFail::no_read;
+    out.fault = ss_fault_at(ss_code(f, c.scalable), c.scalable ? leaf.level : denied, acc, gpa);
+    return out;
+  }
+  out.page_size = leaf.size;
+  out.pa = leaf_base(leaf.entry, leaf.level) | (gpa & (leaf.size - 1));
+  out.read = leaf.den.no_r == 0;
+  out.write = leaf.den.no_w == 0;
+  out.exec = out.read; // no second-stage X position: exec is a read
+  return out;
+}
+
+void walk_fs_from(const Memory& mem, const FsConfig& c, const SsTranslate* ss, const Access& acc,
+                  const std::optional<WalkFrom>& from, std::vector<Walk>& out) {
+  if (const auto f = fs_precheck(c, acc)) {
+    Walk w;
+    w.fault = f;
+    out.push_back(std::move(w));
+    return;
+  }
+  struct Path {
+    int level = 0;
+    uint64_t table = 0; // a GPA when nested
+    Denials den{};
+    std::optional<Fault> pending;
+    Walk w;
+    std::optional<uint64_t> epa; // the entry's translated address (nested), once known
+    bool table_writable = true;  // the second stage maps the entry's table writable
+  };
+  Path start;
+  start.level = from ? from->level : c.levels;
+  start.table = from ? from->table : (c.fsptptr & kAddr);
+  start.den = from ? from->den : Denials{};
+  start.pending = fs_denial(c, start.den, acc);
+  std::vector<Path> todo;
+  todo.push_back(std::move(start));
+  auto finish = [&](Path& p, const std::optional<Fault>& f) {
+    p.w.fault = p.pending ? p.pending : f;
+    out.push_back(std::move(p.w));
+  };
+  while (!todo.empty()) {
+    Path p = std::move(todo.back());
+    todo.pop_back();
+    const int level = p.level;
+    const uint64_t egpa = p.table + 8ull * pt_index(acc.addr, unsigned(level));
+    if (ss && !p.epa) {
+      // Nested: the entry's GPA through the second stage, as a read (fs_walk); each
+      // candidate is a branch.
+      std::vector<Walk> opts;
+      (*ss)(egpa, Access{acc.addr, false, false, acc.priv}, opts);
+      for (size_t i = 0; i < opts.size(); ++i) {
+        Path q = i + 1 == opts.size() ? std::move(p) : p;
+        append_entries(q.w, opts[i]);
+        if (opts[i].fault) {
+          Fault f = *opts[i].fault;
+          if (f.reason == FaultReason::sm_beyond_hw_max)
+            f.reason = FaultReason::sm_nested_fs_beyond_mgaw;
+          if (f.reason == FaultReason::sm_no_read)
+            f.reason = level == c.levels ? FaultReason::sm_nested_fs_pml4_read
+                                         : FaultReason::sm_nested_fs_read;
+          f.on_fs_walk = true;
+          f.fs_level = level;
+          finish(q, f);
+        } else {
+          q.epa = opts[i].pa;
+          q.table_writable = opts[i].write;
+          todo.push_back(std::move(q));
+        }
+      }
+      continue;
+    }
+    const uint64_t epa = p.epa.value_or(egpa);
+    p.epa.reset();
+    p.w.entries_read.push_back(epa);
+    const std::optional<uint64_t> got = mem.read64(epa);
+    if (!got) {
+      finish(p, fs_fault(level == c.levels ? FaultReason::sm_fs_pml4_access
+                                           : FaultReason::sm_fs_entry_access,
+                         level, acc));
+      continue;
+    }
+    const uint64_t e = *got;
+    if (!(e & kFsP)) {
+      finish(p, fs_fault(FaultReason::sm_fs_entry_not_present, level, acc));
+      continue;
+    }
+    if (!(e & kFsUs)) p.den.no_us = first_denial(p.den.no_us, level);
+    if (!(e & kFsRw)) p.den.no_w = first_denial(p.den.no_w, level);
+    if (e & kFsXd) p.den.xd = first_denial(p.den.xd, level);
+    if (!p.pending) p.pending = fs_entry_denial(c, e, level, acc);
+    if (fs_reserved(c, e, level)) {
+      finish(p, fs_fault(FaultReason::sm_fs_entry_reserved, level, acc));
+      continue;
+    }
+    // A is set in every entry walked, whatever the access: without write permission on the
+    // table's page that is a structural failure. D (leaf, writes) is per access.
+    if (!(e & kFsA) && !p.table_writable) {
+      finish(p, nested_ad_fault(level, acc, egpa));
+      continue;
+    }
+    const bool leaf = is_leaf(e, level);
+    if (!p.pending) {
+      const uint64_t flags = kFsA | (leaf && acc.write ? kFsD : 0);
+      if ((e & flags) != flags && p.table_writable) p.w.ad_updates.push_back({epa, e | flags});
+    }
+    if (leaf) {
+      const uint64_t size = level_page_size(unsigned(level));
+      FsLeaf lf;
+      lf.level = level;
+      lf.base = acc.addr & ~(size - 1);
+      lf.size = size;
+      lf.entry = e;
+      lf.den = p.den;
+      lf.d_blocked = !(e & kFsD) && !p.table_writable;
+      lf.entry_gpa = egpa;
+      p.w.fs_leaf = lf;
+      if (p.pending) {
+        finish(p, std::nullopt);
+        continue;
+      }
+      Walk r = fs_leaf_result(c, lf, acc);
+      r.entries_read = std::move(p.w.entries_read);
+      r.ad_updates = std::move(p.w.ad_updates);
+      r.fs_tables = std::move(p.w.fs_tables);
+      r.fs_leaf = lf;
+      out.push_back(std::move(r));
+      continue;
+    }
+    const uint64_t next = e & kAddr;
+    p.w.fs_tables.push_back({level - 1, next, p.den});
+    p.level = level - 1;
+    p.table = next;
+    p.table_writable = true;
+    todo.push_back(std::move(p));
+  }
+}
+
+Walk fs_leaf_result(const FsConfig& c, const FsLeaf& leaf, const Access& acc) {
+  Walk out;
+  if (auto f = fs_precheck(c, acc)) {
+    out.fault = f;
+    return out;
+  }
+  if (auto f = fs_denial(c, leaf.den, acc)) {
+    out.fault = f;
+    return out;
+  }
+  if (acc.write && leaf.d_blocked) {
+    out.fault = nested_ad_fault(leaf.level, acc, leaf.entry_gpa);
+    return out;
+  }
+  out.page_size = leaf.size;
+  out.pa = leaf_base(leaf.entry, leaf.level) | (acc.addr & (leaf.size - 1));
+  out.read = true;
+  out.write = leaf.den.no_w == 0 || (acc.priv && !c.wpe);
+  out.exec = leaf.den.xd == 0 && c.ere;
+  return out;
+}
+
+Walk combine_nested(Walk w, const Walk& t) {
+  append_entries(w, t);
+  w.ss_tables = t.ss_tables;
+  w.ss_leaf = t.ss_leaf;
+  if (w.fault) return w;
+  if (t.fault) { // the output GPA through the second stage (fs_walk's final step)
+    w.fault = t.fault;
+    if (w.fault->reason == FaultReason::sm_beyond_hw_max)
+      w.fault->reason = FaultReason::sm_nested_fs_beyond_mgaw;
+    return w;
+  }
+  w.pa = t.pa;
+  w.read = w.read && t.read;
+  w.write = w.write && t.write;
+  w.exec = w.exec && t.read; // no second-stage X position: exec is a read
+  w.page_size = std::min(w.page_size, t.page_size);
+  return w;
 }
 
 // --- PageTableBuilder -------------------------------------------------------------------

@@ -26,6 +26,7 @@
 #include "vtd/format.h"
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -89,6 +90,48 @@ struct Fault {
   friend bool operator==(const Fault&, const Fault&) = default;
 };
 
+// Permission facts gathered on the way down a walk: for each bit, the highest level (the
+// first met) whose entry denies it; 0 when no entry does. Second stage: R clear (no_r), W clear
+// (no_w). First stage: R/W clear (no_w), U/S clear (no_us), XD set (xd). A paging-structure
+// cache entry holds them for the levels above it, a leaf (IOTLB) entry for all levels, so the
+// fault an access meets, and the order between faults, is the one the full walk gives.
+struct Denials {
+  int no_r = 0, no_w = 0, no_us = 0, xd = 0;
+  friend bool operator==(const Denials&, const Denials&) = default;
+};
+
+// Where a walk starts when a non-leaf (paging-structure cache) entry is used: the table that
+// entry points at (a GPA for first-stage tables of a nested walk), its level, and the
+// denials of the levels above.
+struct WalkFrom {
+  int level = 0;
+  uint64_t table = 0;
+  Denials den{};
+  friend bool operator==(const WalkFrom&, const WalkFrom&) = default;
+};
+
+// A leaf a walk reached, present and with no reserved bit set: what an IOTLB entry may hold.
+// Permissions are evaluated per access (ss_leaf_result / fs_leaf_result), so an entry filled
+// by a read serves, or faults, a later write.
+struct SsLeaf {
+  int level = 1;
+  uint64_t base = 0, size = 0; // the input (GPA) range the leaf maps
+  uint64_t entry = 0;          // the leaf entry as read
+  Denials den{};               // over every level, the leaf's included
+  friend bool operator==(const SsLeaf&, const SsLeaf&) = default;
+};
+struct FsLeaf {
+  int level = 1;
+  uint64_t base = 0, size = 0;
+  uint64_t entry = 0;
+  Denials den{};
+  // Nested: the leaf's D flag is clear and the second stage maps the leaf's table read-only,
+  // so a write cannot set D (0x77); entry_gpa is that entry's GPA.
+  bool d_blocked = false;
+  uint64_t entry_gpa = 0;
+  friend bool operator==(const FsLeaf&, const FsLeaf&) = default;
+};
+
 // A first-stage A/D update the hardware performs: write `value` at `pa`.
 struct AdUpdate {
   uint64_t pa = 0;
@@ -103,6 +146,11 @@ struct Walk {
   uint64_t page_size = 0;
   std::vector<uint64_t> entries_read; // PA of every entry fetched, in order
   std::vector<AdUpdate> ad_updates;   // in order; kept even when a later level faults
+  // Filled by the resumable walks below (walk_ss_from, walk_fs_from) only: what the walk
+  // passed through, as a cache would hold it (see "Building blocks for the machine").
+  std::vector<WalkFrom> ss_tables, fs_tables;
+  std::optional<SsLeaf> ss_leaf;
+  std::optional<FsLeaf> fs_leaf;
   bool ok() const { return !fault; }
 };
 
@@ -116,6 +164,42 @@ Walk walk_nested(const Memory& mem, const FsConfig& fs, const SsConfig& ss, cons
 
 // Applies the A/D updates of a walk (returns false if a write was refused).
 bool apply_ad_updates(Memory& mem, const Walk& w);
+
+// ---------------------------------------------------------------------------------------
+// Building blocks for the machine (machine.h), which combines them with its caches. They give
+// the outcomes walk_ss / walk_fs / walk_nested give (machine_test.cpp and walk_test.cpp check
+// the equivalence on arbitrary memory), and also report the table pointers and the leaf a
+// cache could hold (Walk::ss_tables, fs_tables, ss_leaf, fs_leaf). To find the leaf they go on
+// past a permission fault (which stays the result): a permission fault of one access does not
+// stop another access from filling the entry. entries_read and ad_updates are therefore not
+// those of the plain walks. No interrupt-range check: apply check_interrupt_range last.
+// ---------------------------------------------------------------------------------------
+
+// Second stage from the root, or from a cached table (`from`). Faults carry the codes of
+// walk_ss for the configuration's mode.
+Walk walk_ss_from(const Memory& mem, const SsConfig& ss, uint64_t gpa, const Access& acc,
+                  const std::optional<WalkFrom>& from);
+// An access through a second-stage leaf, fresh or cached: the width check, then the
+// permission check of the mode (legacy: per level, in walk order; scalable: the AND).
+Walk ss_leaf_result(const SsConfig& ss, const SsLeaf& leaf, uint64_t gpa, const Access& acc);
+
+// Second-stage candidates for a GPA (a first-stage table address or the first-stage output)
+// of a nested walk: the machine appends the fresh walk and what its caches allow.
+using SsTranslate = std::function<void(uint64_t gpa, const Access& acc, std::vector<Walk>& out)>;
+// First stage from the root or a cached table. With `ss`, table addresses are GPAs translated
+// through *ss (one branch per candidate) and the output stays a GPA: combine it with the
+// second-stage result for it (combine_nested). One Walk per candidate path is appended.
+void walk_fs_from(const Memory& mem, const FsConfig& fs, const SsTranslate* ss, const Access& acc,
+                  const std::optional<WalkFrom>& from, std::vector<Walk>& out);
+// An access through a first-stage leaf, fresh or cached: the PASID-entry and canonical checks
+// of walk_fs, then the permission faults in walk order.
+Walk fs_leaf_result(const FsConfig& fs, const FsLeaf& leaf, const Access& acc);
+// Nested: the first-stage result (output GPA) combined with the second-stage result for it
+// (walk_nested's codes: beyond the width is 0x74; permissions are the AND of both stages).
+Walk combine_nested(Walk fs, const Walk& ss);
+// The interrupt-range check walk_ss / walk_fs / walk_nested end with (stage 1 for a first
+// stage alone, 2 otherwise).
+void check_interrupt_range(Walk& w, const Access& acc, int stage, bool scalable);
 
 // ---------------------------------------------------------------------------------------
 // Table builder for tests and scenarios.

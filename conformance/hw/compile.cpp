@@ -1,0 +1,722 @@
+#include "hw/compile.h"
+
+#include "smmuv3/clauses.h"
+#include "smmuv3/format.h"
+#include "smmuv3/machine.h"
+#include "smmuv3/walk.h"
+
+#include <algorithm>
+#include <fmt/format.h>
+#include <functional>
+#include <set>
+
+namespace iommuspec::conformance::hwc {
+
+using scenario::Arg;
+using scenario::Diagnostic;
+using scenario::Value;
+
+bool is_hw_area(std::string_view area) {
+  return area == "smmuv3" || area == "vtd";
+}
+
+namespace {
+
+struct Error {
+  scenario::Pos pos;
+  std::string message;
+};
+
+// ---- Argument access -------------------------------------------------------------------------
+
+class Args {
+public:
+  Args(const std::vector<Arg>& args, scenario::Pos pos) : args_(args), pos_(pos) {}
+  const Arg* find(std::string_view k) const {
+    for (const auto& a : args_)
+      if (a.key == k) return &a;
+    return nullptr;
+  }
+  bool has(std::string_view k) const { return find(k) != nullptr; }
+  uint64_t num(std::string_view k) const {
+    const Arg* a = find(k);
+    if (!a) throw Error{pos_, fmt::format("missing {}=", k)};
+    return number(*a);
+  }
+  uint64_t num(std::string_view k, uint64_t dflt) const {
+    const Arg* a = find(k);
+    return a ? number(*a) : dflt;
+  }
+  static uint64_t number(const Arg& a) {
+    if (const auto* n = std::get_if<scenario::Number>(&a.value.v)) return n->v;
+    throw Error{a.pos, fmt::format("{}= takes a number", a.key)};
+  }
+  std::string name(std::string_view k) const {
+    const Arg* a = find(k);
+    if (!a) throw Error{pos_, fmt::format("missing {}=", k)};
+    if (const auto* r = std::get_if<scenario::Ref>(&a->value.v); r && r->offset == 0)
+      return r->name;
+    throw Error{a->pos, fmt::format("{}= takes a name", k)};
+  }
+  std::string name(std::string_view k, std::string dflt) const { return has(k) ? name(k) : dflt; }
+  // a|b|c, or a single name, or 0.
+  std::vector<std::string> flags(std::string_view k, std::vector<std::string> dflt) const {
+    const Arg* a = find(k);
+    if (!a) return dflt;
+    if (const auto* f = std::get_if<scenario::Flags>(&a->value.v)) return f->names;
+    if (const auto* r = std::get_if<scenario::Ref>(&a->value.v)) return {r->name};
+    if (const auto* n = std::get_if<scenario::Number>(&a->value.v); n && n->v == 0) return {};
+    throw Error{a->pos, fmt::format("{}= takes flags like r|w", k)};
+  }
+  const std::vector<Arg>& all() const { return args_; }
+  scenario::Pos pos() const { return pos_; }
+
+private:
+  const std::vector<Arg>& args_;
+  scenario::Pos pos_;
+};
+
+std::vector<hw::Write> diff(const Memory& before, const Memory& after) {
+  std::vector<hw::Write> out;
+  const auto& a = before.words();
+  for (const auto& [pa, v] : after.words()) {
+    auto it = a.find(pa);
+    if (it == a.end() ? v != 0 : it->second != v) out.push_back({pa, v});
+  }
+  std::sort(out.begin(), out.end(), [](const auto& x, const auto& y) { return x.pa < y.pa; });
+  return out;
+}
+
+// ---- Expectations ----------------------------------------------------------------------------
+
+Pattern pattern_from(const std::vector<Arg>& args, const std::string& name, scenario::Pos pos) {
+  Pattern p;
+  std::string n = name;
+  for (const auto& a : args) {
+    if (a.key == "pa") {
+      p.pa = Args::number(a);
+    } else if (a.key == "event" || a.key == "fault") {
+      const auto* r = std::get_if<scenario::Ref>(&a.value.v);
+      if (!r) throw Error{a.pos, fmt::format("{}= takes a name", a.key)};
+      n = r->name;
+    } else if (a.key == "abort") {
+      n = "abort";
+    } else if (const auto* r = std::get_if<scenario::Ref>(&a.value.v); r && a.key == "class") {
+      // Event CLASS by name ([QV] SMMU_CLASS_CD / _TT / _IN).
+      static const std::map<std::string, uint64_t, std::less<>> classes = {
+          {"cd", 0}, {"tt", 1}, {"in", 2}};
+      auto it = classes.find(r->name);
+      if (it == classes.end()) throw Error{a.pos, "class= is cd, tt or in"};
+      p.fields["class"] = it->second;
+    } else {
+      p.fields[a.key] = Args::number(a);
+    }
+  }
+  if (n.empty() && p.pa) n = "ok";
+  if (n.empty()) throw Error{pos, "an outcome needs pa=, event=/fault= or abort=1"};
+  if (n == "ok") {
+    p.kind = hw::DmaOutcome::Kind::ok;
+  } else if (n == "abort") {
+    p.kind = hw::DmaOutcome::Kind::abort;
+  } else {
+    p.kind = hw::DmaOutcome::Kind::fault;
+    p.name = n;
+  }
+  return p;
+}
+
+Expect expect_from(const scenario::Expect& e, Step::Kind kind) {
+  Expect x;
+  if (!e.present) return x;
+  x.present = true;
+  x.name = e.errno_name;
+  if (kind != Step::Kind::dma) {
+    for (const auto& a : e.pins)
+      x.values[a.key] = Args::number(a);
+    return x;
+  }
+  if (x.name == "any") {
+    const Arg* list = nullptr;
+    for (const auto& a : e.pins)
+      if (a.key == "outcomes") list = &a;
+    if (!list || !std::holds_alternative<scenario::List>(list->value.v))
+      throw Error{e.pos, "'-> any' takes outcomes=[{pa=..}, {event=..}, ...]"};
+    for (const auto& item : std::get<scenario::List>(list->value.v).items) {
+      const auto* rec = std::get_if<scenario::Record>(&item);
+      if (!rec) throw Error{list->pos, "outcomes= lists records {pa=..} / {event=..}"};
+      x.outcomes.push_back(pattern_from(rec->args, "", list->pos));
+    }
+    return x;
+  }
+  x.outcomes.push_back(pattern_from(e.pins, x.name, e.pos));
+  return x;
+}
+
+// ---- SMMUv3 ----------------------------------------------------------------------------------
+
+namespace sm = smmuv3;
+
+#define IOMMUSPEC_SET(field)                                                                       \
+  if constexpr (requires { c.field; })                                                             \
+    if (k == #field) {                                                                             \
+      c.field = decltype(c.field)(v);                                                              \
+      return true;                                                                                 \
+    }
+
+template <class T>
+bool set_field(T& c, std::string_view k, uint64_t v) {
+  IOMMUSPEC_SET(v)
+  IOMMUSPEC_SET(s1_fmt) IOMMUSPEC_SET(s1_context_ptr) IOMMUSPEC_SET(s1_cd_max) IOMMUSPEC_SET(s1_dss)
+      IOMMUSPEC_SET(s1_cir) IOMMUSPEC_SET(s1_cor) IOMMUSPEC_SET(s1_csh) IOMMUSPEC_SET(mev)
+          IOMMUSPEC_SET(s2_fwb) IOMMUSPEC_SET(s1_stalld) IOMMUSPEC_SET(eats) IOMMUSPEC_SET(strw)
+              IOMMUSPEC_SET(shcfg) IOMMUSPEC_SET(s2_vmid) IOMMUSPEC_SET(s2_t0sz)
+                  IOMMUSPEC_SET(s2_sl0) IOMMUSPEC_SET(s2_ir0) IOMMUSPEC_SET(s2_or0)
+                      IOMMUSPEC_SET(s2_sh0) IOMMUSPEC_SET(s2_tg) IOMMUSPEC_SET(s2_ps)
+                          IOMMUSPEC_SET(s2_aa64) IOMMUSPEC_SET(s2_endi) IOMMUSPEC_SET(s2_affd)
+                              IOMMUSPEC_SET(s2_ptw) IOMMUSPEC_SET(s2_hd) IOMMUSPEC_SET(s2_ha)
+                                  IOMMUSPEC_SET(s2_s) IOMMUSPEC_SET(s2_r) IOMMUSPEC_SET(s2_ttb)
+      // CD
+      IOMMUSPEC_SET(t0sz) IOMMUSPEC_SET(tg0) IOMMUSPEC_SET(ir0) IOMMUSPEC_SET(or0)
+          IOMMUSPEC_SET(sh0) IOMMUSPEC_SET(epd0) IOMMUSPEC_SET(endi) IOMMUSPEC_SET(t1sz)
+              IOMMUSPEC_SET(tg1) IOMMUSPEC_SET(epd1) IOMMUSPEC_SET(ips) IOMMUSPEC_SET(affd)
+                  IOMMUSPEC_SET(tbi0) IOMMUSPEC_SET(tbi1) IOMMUSPEC_SET(aa64) IOMMUSPEC_SET(hd)
+                      IOMMUSPEC_SET(ha) IOMMUSPEC_SET(s) IOMMUSPEC_SET(r) IOMMUSPEC_SET(a)
+                          IOMMUSPEC_SET(aset) IOMMUSPEC_SET(asid) IOMMUSPEC_SET(nscfg0)
+                              IOMMUSPEC_SET(had0) IOMMUSPEC_SET(ttb0) IOMMUSPEC_SET(nscfg1)
+                                  IOMMUSPEC_SET(had1) IOMMUSPEC_SET(ttb1) IOMMUSPEC_SET(mair0)
+                                      IOMMUSPEC_SET(mair1)
+      // commands
+      IOMMUSPEC_SET(ssec) IOMMUSPEC_SET(ssv) IOMMUSPEC_SET(ssid) IOMMUSPEC_SET(sid)
+          IOMMUSPEC_SET(size) IOMMUSPEC_SET(addr) IOMMUSPEC_SET(leaf) IOMMUSPEC_SET(range)
+              IOMMUSPEC_SET(vmid) IOMMUSPEC_SET(num) IOMMUSPEC_SET(scale) IOMMUSPEC_SET(ttl)
+                  IOMMUSPEC_SET(tg) IOMMUSPEC_SET(global) IOMMUSPEC_SET(grpid) IOMMUSPEC_SET(resp)
+                      IOMMUSPEC_SET(stag) IOMMUSPEC_SET(cs) IOMMUSPEC_SET(msh)
+                          IOMMUSPEC_SET(msi_attr) IOMMUSPEC_SET(msi_data)
+                              IOMMUSPEC_SET(msi_addr) return false;
+}
+#undef IOMMUSPEC_SET
+
+std::optional<sm::Command> command_named(std::string_view op) {
+  static const std::map<std::string_view, sm::Command, std::less<>> ops = {
+      {"prefetch_config", sm::CmdPrefetchConfig{}},
+      {"prefetch_addr", sm::CmdPrefetchAddr{}},
+      {"cfgi_ste", sm::CmdCfgiSte{}},
+      {"cfgi_ste_range", sm::CmdCfgiSteRange{}},
+      {"cfgi_all", sm::cfgi_all()},
+      {"cfgi_cd", sm::CmdCfgiCd{}},
+      {"cfgi_cd_all", sm::CmdCfgiCdAll{}},
+      {"tlbi_nh_all", sm::CmdTlbiNhAll{}},
+      {"tlbi_nh_asid", sm::CmdTlbiNhAsid{}},
+      {"tlbi_nh_va", sm::CmdTlbiNhVa{}},
+      {"tlbi_nh_vaa", sm::CmdTlbiNhVaa{}},
+      {"tlbi_el3_all", sm::CmdTlbiEl3All{}},
+      {"tlbi_el2_all", sm::CmdTlbiEl2All{}},
+      {"tlbi_el2_asid", sm::CmdTlbiEl2Asid{}},
+      {"tlbi_el2_va", sm::CmdTlbiEl2Va{}},
+      {"tlbi_el2_vaa", sm::CmdTlbiEl2Vaa{}},
+      {"tlbi_s12_vmall", sm::CmdTlbiS12Vmall{}},
+      {"tlbi_s2_ipa", sm::CmdTlbiS2Ipa{}},
+      {"tlbi_nsnh_all", sm::CmdTlbiNsnhAll{}},
+      {"atc_inv", sm::CmdAtcInv{}},
+      {"pri_resp", sm::CmdPriResp{}},
+      {"resume", sm::CmdResume{}},
+      {"sync", sm::CmdSync{}},
+  };
+  auto it = ops.find(op);
+  if (it == ops.end()) return std::nullopt;
+  return it->second;
+}
+
+// One command from {op=NAME field=value...}.
+sm::Cmd2 command_from(const std::vector<Arg>& args, scenario::Pos pos) {
+  const Args a(args, pos);
+  const std::string op = a.name("op");
+  if (op == "raw") return {a.num("w0", 0), a.num("w1", 0)};
+  auto c = command_named(op);
+  if (!c) throw Error{a.find("op")->pos, fmt::format("unknown SMMUv3 command '{}'", op)};
+  for (const auto& arg : args) {
+    if (arg.key == "op") continue;
+    const uint64_t v = Args::number(arg);
+    const bool done = std::visit([&](auto& cmd) { return set_field(cmd, arg.key, v); }, *c);
+    if (!done) throw Error{arg.pos, fmt::format("command {} has no field {}", op, arg.key)};
+  }
+  return sm::encode(*c);
+}
+
+struct SmTable {
+  sm::PageTableBuilder b;
+  int stage;
+  sm::Granule granule;
+  unsigned ia;
+  sm::S2Config s2; // stage 2: the configuration its STE fields come from
+};
+
+class SmCompiler {
+public:
+  explicit SmCompiler(const scenario::Scenario& sc) : sc_(sc) {
+    mem_.add_region(lay_.ram);
+    if (const auto* h = sc.header("evtq_log2")) {
+      if (h->values.size() != 1) throw Error{h->pos, "evtq_log2 = N"};
+      out_.setup.evtq_log2 = unsigned(std::stoul(h->values[0], nullptr, 0));
+      if (out_.setup.evtq_log2 > 8) throw Error{h->pos, "evtq_log2 is at most 8"};
+    }
+    out_.setup.area = "smmuv3";
+  }
+
+  Compiled run() {
+    for (const auto& st : sc_.steps)
+      step(st);
+    return std::move(out_);
+  }
+
+private:
+  void step(const scenario::Step& st) {
+    const Args a(st.args, st.pos);
+    Step s;
+    s.number = st.number;
+    const Memory before = mem_;
+    const bool needs_subject =
+        st.op == "table" || st.op == "map" || st.op == "unmap" || st.op == "desc";
+    if (needs_subject && st.subject.empty())
+      throw Error{st.pos, fmt::format("{} needs a table name: `{} T ...`", st.op, st.op)};
+    if (!needs_subject && !st.subject.empty())
+      throw Error{st.pos, fmt::format("{} takes no name (unexpected '{}')", st.op, st.subject)};
+    if (st.op == "table")
+      table(st.subject, a);
+    else if (st.op == "map")
+      map(table_named(st.subject, st.pos), a);
+    else if (st.op == "unmap")
+      unmap(table_named(st.subject, st.pos), a);
+    else if (st.op == "desc")
+      desc(table_named(st.subject, st.pos), a);
+    else if (st.op == "ste")
+      ste(a);
+    else if (st.op == "cd")
+      cd(a);
+    else if (st.op == "write") {
+      if (!mem_.write64(a.num("pa"), a.num("value")))
+        throw Error{st.pos, "write outside RAM or unaligned"};
+    } else if (st.op == "cmd" || st.op == "sync") {
+      s.kind = Step::Kind::submit;
+      std::vector<Arg> args = st.args;
+      if (st.op == "sync") args.insert(args.begin(), Arg{"op", Value{scenario::Ref{"sync"}}, {}});
+      const auto w = command_from(args, st.pos);
+      s.entries.assign(w.begin(), w.end());
+    } else if (st.op == "cmdq") {
+      s.kind = Step::Kind::submit;
+      const Arg* l = a.find("cmds");
+      if (!l || !std::holds_alternative<scenario::List>(l->value.v))
+        throw Error{st.pos, "cmdq takes cmds=[{op=...}, ...]"};
+      for (const auto& item : std::get<scenario::List>(l->value.v).items) {
+        const auto* rec = std::get_if<scenario::Record>(&item);
+        if (!rec) throw Error{l->pos, "cmds= lists records {op=...}"};
+        const auto w = command_from(rec->args, l->pos);
+        s.entries.insert(s.entries.end(), w.begin(), w.end());
+      }
+    } else if (st.op == "resume") {
+      s.kind = Step::Kind::resume;
+    } else if (st.op == "dma") {
+      s.kind = Step::Kind::dma;
+      s.dma.sid = uint32_t(a.num("sid"));
+      if (a.has("ssid")) s.dma.ssid = uint32_t(a.num("ssid"));
+      s.dma.addr = a.num("iova");
+      s.dma.write = a.num("write", 0) != 0;
+      s.dma.exec = a.num("exec", 0) != 0;
+      s.dma.priv = a.num("priv", 1) != 0;
+      s.dma.drain = a.num("drain", 1) != 0;
+      for (const auto& arg : st.args)
+        if (arg.key != "sid" && arg.key != "ssid" && arg.key != "iova" && arg.key != "write" &&
+            arg.key != "exec" && arg.key != "priv" && arg.key != "drain")
+          throw Error{arg.pos, fmt::format("dma has no argument {}", arg.key)};
+    } else if (st.op == "events") {
+      s.kind = Step::Kind::records;
+    } else {
+      throw Error{st.pos, fmt::format("unknown smmuv3 step '{}'", st.op)};
+    }
+    if (s.kind == Step::Kind::write) s.writes = diff(before, mem_);
+    s.expect = expect_from(st.expect, s.kind);
+    out_.steps.push_back(std::move(s));
+  }
+
+  SmTable& table_named(const std::string& n, scenario::Pos pos) {
+    auto it = tables_.find(n);
+    if (it == tables_.end()) throw Error{pos, fmt::format("no table named {}", n)};
+    return it->second;
+  }
+
+  static sm::Granule granule(const Args& a) {
+    const std::string g = a.name("granule", "g4k");
+    if (g == "4k" || g == "g4k") return sm::Granule::g4k;
+    if (g == "16k") return sm::Granule::g16k;
+    if (g == "64k") return sm::Granule::g64k;
+    throw Error{a.find("granule")->pos, "granule= is 4k, 16k or 64k"};
+  }
+
+  // Each table gets its own 1 MiB of the table pool (or of `at`, stored at `phys`).
+  void table(const std::string& n, const Args& a) {
+    if (tables_.count(n)) throw Error{a.pos(), fmt::format("table {} is already defined", n)};
+    const uint64_t stage = a.num("stage");
+    if (stage != 1 && stage != 2) throw Error{a.find("stage")->pos, "stage= is 1 or 2"};
+    const sm::Granule g = granule(a);
+    const unsigned ia = unsigned(a.num("ia", 48));
+    if (ia < 25 || ia > 52) throw Error{a.pos(), "ia= is between 25 and 52 bits"};
+    uint64_t base = next_pool_, offset = 0;
+    if (a.has("at") != a.has("phys")) throw Error{a.pos(), "at= and phys= go together"};
+    if (a.has("at")) {
+      base = a.num("at");
+      offset = a.num("phys") - base;
+    } else {
+      if (next_pool_ + 0x100000 > 0x42000000) throw Error{a.pos(), "the table pool is full"};
+      next_pool_ += 0x100000;
+    }
+    const Range pool{base, base + 0xfffff};
+    sm::S2Config s2;
+    if (stage == 2) {
+      s2.granule = g;
+      s2.s2t0sz = uint8_t(64 - ia);
+      s2.ps_bits = 48;
+      if (a.has("sl0")) {
+        s2.s2sl0 = uint8_t(a.num("sl0"));
+      } else {
+        // The smallest start level with at most 16 concatenated tables (format.h geometry).
+        for (uint8_t sl0 = 0; sl0 < 4; ++sl0) {
+          s2.s2sl0 = sl0;
+          if (sm::s2_config_valid(s2)) break;
+        }
+      }
+      if (!sm::s2_config_valid(s2)) throw Error{a.pos(), "no valid stage-2 geometry for ia/sl0"};
+    }
+    Memory& m = mem_;
+    auto b = stage == 1 ? sm::PageTableBuilder::stage1(m, pool, g, ia)
+                        : sm::PageTableBuilder::stage2(m, pool, s2);
+    b.set_placement_offset(offset);
+    // The root allocated in a fresh pool starts at its base: with an offset, re-create so
+    // that the placement applies from the first allocation (root is only reserved, not
+    // written).
+    tables_.emplace(n, SmTable{std::move(b), int(stage), g, ia, s2});
+  }
+
+  void map(SmTable& t, const Args& a) {
+    const auto perm = a.flags("perm", t.stage == 1 ? std::vector<std::string>{"w"}
+                                                   : std::vector<std::string>{"r", "w"});
+    sm::Perms p;
+    p.read = t.stage == 1;
+    p.write = false;
+    p.exec = false;
+    p.unpriv = false;
+    for (const auto& f : perm) {
+      if (f == "r")
+        p.read = true;
+      else if (f == "w")
+        p.write = true;
+      else if (f == "x")
+        p.exec = true;
+      else if (f == "u" && t.stage == 1)
+        p.unpriv = true;
+      else
+        throw Error{a.find("perm")->pos, fmt::format("unknown permission '{}'", f)};
+    }
+    const uint64_t iova = a.num("iova"), size = a.num("size", 0x1000);
+    if (!t.b.map(iova, a.num("pa"), size, p, a.num("af", 1) != 0))
+      throw Error{a.pos(), "cannot map: misaligned, overlapping, out of range, or no such "
+                           "leaf size at any level"};
+    if (a.has("ng") && a.num("ng") == 0 && t.stage == 1) {
+      const int level = leaf_level(t, size);
+      const uint64_t at = *t.b.slot(iova, level) + t.b.placement_offset();
+      mem_.write64(at, *mem_.read64(at) & ~(uint64_t(1) << 11)); // nG = bit 11 (format.h)
+    }
+  }
+
+  static int leaf_level(const SmTable& t, uint64_t size) {
+    for (int l = 0; l <= 3; ++l)
+      if ((uint64_t(1) << sm::level_shift(t.granule, l)) == size) return l;
+    return 3;
+  }
+
+  void unmap(SmTable& t, const Args& a) {
+    const uint64_t iova = a.num("iova"), size = a.num("size", 0x1000);
+    const auto at = t.b.slot(iova, leaf_level(t, size));
+    if (!at) throw Error{a.pos(), "nothing mapped there"};
+    mem_.write64(*at + t.b.placement_offset(), 0);
+  }
+
+  void desc(SmTable& t, const Args& a) {
+    const auto at = t.b.slot(a.num("iova"), int(a.num("level")));
+    if (!at) throw Error{a.pos(), "the tables above that level do not exist"};
+    mem_.write64(*at + t.b.placement_offset(), a.num("value"));
+  }
+
+  // STE defaults: V, the config, S1ContextPtr = the stream's CD table (S1CDMax 6, S1DSS =
+  // use CD 0), stage 2 from the table, S2R and S2AA64 set; then named overrides.
+  void ste(const Args& a) {
+    const uint64_t sid = a.num("sid");
+    if (sid >= 256) throw Error{a.find("sid")->pos, "sid is below 256 (the stream table)"};
+    sm::Ste e;
+    e.v = true;
+    const std::string cfg = a.name("config");
+    static const std::map<std::string, sm::StreamConfig, std::less<>> cfgs = {
+        {"abort", sm::StreamConfig::abort},
+        {"bypass", sm::StreamConfig::bypass},
+        {"s1", sm::StreamConfig::s1_trans},
+        {"s2", sm::StreamConfig::s2_trans},
+        {"nested", sm::StreamConfig::nested}};
+    auto it = cfgs.find(cfg);
+    if (it == cfgs.end())
+      throw Error{a.find("config")->pos, "config= is abort|bypass|s1|s2|nested"};
+    e.config = it->second;
+    e.s1_context_ptr = 0x40010000 + sid * 0x1000;
+    e.s1_cd_max = 6;
+    e.s1_dss = 2;
+    e.s2_vmid = uint16_t(a.num("vmid", 0));
+    if (a.has("s2")) {
+      const SmTable& t = table_named(a.name("s2"), a.find("s2")->pos);
+      if (t.stage != 2) throw Error{a.find("s2")->pos, "s2= names a stage-2 table"};
+      e.s2_ttb = t.b.root();
+      e.s2_t0sz = t.s2.s2t0sz;
+      e.s2_sl0 = t.s2.s2sl0;
+      e.s2_tg = t.granule == sm::Granule::g4k ? 0 : t.granule == sm::Granule::g64k ? 1 : 2;
+      e.s2_ps = 5; // 48 bits (IDR5.OAS encoding)
+      e.s2_aa64 = true;
+      e.s2_r = true;
+    }
+    for (const auto& arg : a.all()) {
+      if (arg.key == "sid" || arg.key == "config" || arg.key == "vmid" || arg.key == "s2") continue;
+      if (!set_field(e, arg.key, Args::number(arg)))
+        throw Error{arg.pos, fmt::format("the STE has no field {}", arg.key)};
+    }
+    const auto w = sm::encode(e);
+    for (int i = 0; i < 8; ++i)
+      mem_.write64(lay_.strtab + sid * 64 + 8 * uint64_t(i), w[size_t(i)]);
+  }
+
+  // CD defaults: V, AA64, R (record faults), TTB0/T0SZ/TG0 from the table, IPS 48 bits,
+  // EPD1, ASID; then named overrides.
+  void cd(const Args& a) {
+    const uint64_t sid = a.num("sid"), ssid = a.num("ssid", 0);
+    if (sid >= 256 || ssid >= 64) throw Error{a.pos(), "sid < 256 and ssid < 64"};
+    sm::Cd c;
+    c.v = true;
+    c.aa64 = true;
+    c.r = true;
+    c.epd1 = true;
+    c.ips = 5;
+    c.asid = uint16_t(a.num("asid", 0));
+    if (a.has("tt")) {
+      const SmTable& t = table_named(a.name("tt"), a.find("tt")->pos);
+      if (t.stage != 1) throw Error{a.find("tt")->pos, "tt= names a stage-1 table"};
+      c.ttb0 = t.b.root();
+      c.t0sz = uint8_t(64 - t.ia);
+      c.tg0 = t.granule == sm::Granule::g4k ? 0 : t.granule == sm::Granule::g64k ? 1 : 2;
+    }
+    for (const auto& arg : a.all()) {
+      if (arg.key == "sid" || arg.key == "ssid" || arg.key == "asid" || arg.key == "tt") continue;
+      if (!set_field(c, arg.key, Args::number(arg)))
+        throw Error{arg.pos, fmt::format("the CD has no field {}", arg.key)};
+    }
+    const auto w = sm::encode(c);
+    // The CD table of a nested stream is addressed by IPA; the compiler stores it at the
+    // stream's CD-table address in RAM and scenarios map that IPA in stage 2 (or give the
+    // STE s1_context_ptr= themselves).
+    for (int i = 0; i < 8; ++i)
+      mem_.write64(0x40010000 + sid * 0x1000 + ssid * 64 + 8 * uint64_t(i), w[size_t(i)]);
+  }
+
+  const scenario::Scenario& sc_;
+  sm::Layout lay_;
+  Memory mem_;
+  std::map<std::string, SmTable> tables_;
+  uint64_t next_pool_ = 0x41000000;
+  Compiled out_;
+};
+
+// ---- Records ------------------------------------------------------------------------------------
+
+std::string_view sm_event_name(uint8_t code) {
+  switch (sm::EventType(code)) {
+  case sm::EventType::f_uut:
+    return "F_UUT";
+  case sm::EventType::c_bad_streamid:
+    return "C_BAD_STREAMID";
+  case sm::EventType::f_ste_fetch:
+    return "F_STE_FETCH";
+  case sm::EventType::c_bad_ste:
+    return "C_BAD_STE";
+  case sm::EventType::f_bad_ats_treq:
+    return "F_BAD_ATS_TREQ";
+  case sm::EventType::f_stream_disabled:
+    return "F_STREAM_DISABLED";
+  case sm::EventType::f_transl_forbidden:
+    return "F_TRANSL_FORBIDDEN";
+  case sm::EventType::c_bad_substreamid:
+    return "C_BAD_SUBSTREAMID";
+  case sm::EventType::f_cd_fetch:
+    return "F_CD_FETCH";
+  case sm::EventType::c_bad_cd:
+    return "C_BAD_CD";
+  case sm::EventType::f_walk_eabt:
+    return "F_WALK_EABT";
+  case sm::EventType::f_translation:
+    return "F_TRANSLATION";
+  case sm::EventType::f_addr_size:
+    return "F_ADDR_SIZE";
+  case sm::EventType::f_access:
+    return "F_ACCESS";
+  case sm::EventType::f_permission:
+    return "F_PERMISSION";
+  case sm::EventType::f_tlb_conflict:
+    return "F_TLB_CONFLICT";
+  case sm::EventType::f_cfg_conflict:
+    return "F_CFG_CONFLICT";
+  case sm::EventType::e_page_request:
+    return "E_PAGE_REQUEST";
+  case sm::EventType::f_vms_fetch:
+    return "F_VMS_FETCH";
+  }
+  return "";
+}
+
+sm::Evt4 evt4(const std::vector<uint64_t>& r) {
+  sm::Evt4 w{};
+  for (size_t i = 0; i < 4 && i < r.size(); ++i)
+    w[i] = r[i];
+  return w;
+}
+
+// A record field is compared only where the model defines it (the outcome's mask).
+bool sm_field_defined(const hw::DmaOutcome& o, std::string_view k) {
+  auto m = [&](size_t w, uint64_t bits) { return w < o.mask.size() && (o.mask[w] & bits); };
+  if (k == "sid") return m(0, 0xffffffffull << 32);
+  if (k == "ssid") return m(0, 0xfffffull << 12);
+  if (k == "ssv") return m(0, 1ull << 11);
+  if (k == "rnw") return m(1, 1ull << 35);
+  if (k == "s2") return m(1, 1ull << 39);
+  if (k == "class") return m(1, 3ull << 40);
+  if (k == "addr") return m(2, ~0ull);
+  if (k == "ipa" || k == "fetch") return m(3, ~0ull);
+  return false;
+}
+
+Compiled compile_smmuv3(const scenario::Scenario& sc) {
+  return SmCompiler(sc).run();
+}
+
+} // namespace
+
+std::optional<Compiled> compile(const scenario::Scenario& sc, std::vector<Diagnostic>& diags) {
+  try {
+    if (sc.area == "smmuv3") return compile_smmuv3(sc);
+    diags.push_back({sc.file, {1, 1}, fmt::format("no compiler for area '{}' yet", sc.area)});
+  } catch (const Error& e) {
+    diags.push_back({sc.file, e.pos, e.message});
+  } catch (const std::exception& e) {
+    diags.push_back({sc.file, {1, 1}, e.what()});
+  }
+  return std::nullopt;
+}
+
+const std::vector<std::string>& hw_area_features(std::string_view area) {
+  static const std::vector<std::string> smmu = {"smmuv3",    "stage1",     "stage2",     "nested",
+                                                "range_inv", "granule16k", "granule64k", "ats",
+                                                "viommu",    "hyp"};
+  static const std::vector<std::string> vtd = {
+      "vtd",          "legacy", "scalable", "first_stage", "second_stage", "nested",
+      "pass_through", "pasid",  "dev_tlb",  "superpage",   "five_level",   "viommu"};
+  return area == "smmuv3" ? smmu : vtd;
+}
+
+bool hw_clause_known(std::string_view area, std::string_view id) {
+  if (area == "smmuv3") return sm::clause_by_id(id) != nullptr;
+  return vtd_clause_known(id);
+}
+
+void lint(const scenario::Scenario& sc, std::vector<Diagnostic>& diags) {
+  if (!is_hw_area(sc.area)) return;
+  static const std::set<std::string> kKeys = {"clauses",   "features", "evtq_log2", "mode",
+                                              "Generator", "Seed",     "Origin"};
+  const auto& feats = hw_area_features(sc.area);
+  for (const auto& h : sc.headers) {
+    if (!kKeys.count(h.key)) {
+      diags.push_back(
+          {sc.file, h.pos,
+           fmt::format("unknown header '{}' (known: {})", h.key, fmt::join(kKeys, " "))});
+      continue;
+    }
+    for (const auto& v : h.values) {
+      if (h.key == "features" && std::find(feats.begin(), feats.end(), v) == feats.end())
+        diags.push_back({sc.file, h.pos,
+                         fmt::format("unknown {} feature '{}' (known: {})", sc.area, v,
+                                     fmt::join(feats, " "))});
+      if (h.key == "clauses" && !hw_clause_known(sc.area, v))
+        diags.push_back({sc.file, h.pos, fmt::format("unknown clause '{}'", v)});
+    }
+  }
+  if (!sc.header("clauses"))
+    diags.push_back({sc.file, {1, 1}, "missing header 'clauses = ...': name what it exercises"});
+  if (!sc.mems.empty())
+    diags.push_back({sc.file, sc.mems.front().pos, "hardware-level areas declare no mem"});
+  // VT-d scenarios are checked for headers only until the VT-d compiler lands (issue 3);
+  // the model target does not claim the vtd features, so they run as unsupported.
+  if (sc.area == "vtd") return;
+  compile(sc, diags);
+}
+
+std::map<std::string, uint64_t> record_fields(std::string_view area,
+                                              const std::vector<uint64_t>& record) {
+  std::map<std::string, uint64_t> f;
+  if (area == "smmuv3") {
+    const sm::EventRecord e = sm::decode_event(evt4(record));
+    f["sid"] = e.sid;
+    f["ssid"] = e.ssid;
+    f["ssv"] = e.ssv;
+    f["rnw"] = e.rnw;
+    f["s2"] = e.s2;
+    f["class"] = e.event_class;
+    f["addr"] = e.input_addr;
+    f["ipa"] = e.addr2;
+    f["fetch"] = e.addr2;
+  }
+  return f;
+}
+
+std::string record_name(std::string_view area, const std::vector<uint64_t>& record) {
+  if (area == "smmuv3" && !record.empty()) {
+    const auto n = sm_event_name(uint8_t(record[0] & 0xff));
+    return n.empty() ? fmt::format("EVENT_{:#x}", record[0] & 0xff) : std::string(n);
+  }
+  return "fault";
+}
+
+std::string describe(std::string_view area, const hw::DmaOutcome& o) {
+  switch (o.kind) {
+  case hw::DmaOutcome::Kind::ok:
+    return fmt::format("ok pa={:#x}", o.pa);
+  case hw::DmaOutcome::Kind::abort:
+    return "abort";
+  case hw::DmaOutcome::Kind::fault:
+    break;
+  }
+  if (o.record.empty()) return "fault (record not read)";
+  std::string s = record_name(area, o.record);
+  for (const auto& [k, v] : record_fields(area, o.record)) {
+    if (!o.mask.empty() && area == "smmuv3" && !sm_field_defined(o, k)) continue;
+    if (k == "fetch") continue;
+    s += fmt::format(" {}={:#x}", k, v);
+  }
+  return s;
+}
+
+bool matches(std::string_view area, const Pattern& p, const hw::DmaOutcome& o) {
+  if (p.kind != o.kind) return false;
+  if (o.kind == hw::DmaOutcome::Kind::ok) return !p.pa || *p.pa == o.pa;
+  if (o.kind == hw::DmaOutcome::Kind::abort) return true;
+  if (record_name(area, o.record) != p.name) return false;
+  const auto f = record_fields(area, o.record);
+  for (const auto& [k, v] : p.fields) {
+    auto it = f.find(k);
+    if (it == f.end() || it->second != v) return false;
+    if (area == "smmuv3" && !sm_field_defined(o, k)) return false;
+  }
+  return true;
+}
+
+} // namespace iommuspec::conformance::hwc

@@ -1,0 +1,82 @@
+// Hardware-level scenarios (areas smmuv3 and vtd): the steps a person writes (`table`,
+// `map`, `ste`, `cmdq`, `dma`...) compiled into what a target executes: memory writes, queue
+// submissions, accesses and record reads. The compiler owns the memory layout
+// (suites/<area>/README.md) and builds structures with the model's own encoders.
+#pragma once
+
+#include "core/hw.h"
+#include "scenario/scenario.h"
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace iommuspec::conformance::hwc {
+
+bool is_hw_area(std::string_view area);
+
+// What a target is told before the first step.
+struct Setup {
+  std::string area;       // smmuv3 | vtd
+  unsigned evtq_log2 = 5; // SMMUv3 event queue size
+  bool legacy = false;    // VT-d legacy root-table mode
+  friend bool operator==(const Setup&, const Setup&) = default;
+};
+
+// An expected outcome of an access, as a pin names it: kind, and for faults the record's
+// type name and any fields given.
+struct Pattern {
+  hw::DmaOutcome::Kind kind = hw::DmaOutcome::Kind::ok;
+  std::optional<uint64_t> pa;
+  std::string name;                       // event / fault reason name
+  std::map<std::string, uint64_t> fields; // record fields by name
+};
+
+struct Expect {
+  bool present = false;
+  std::string name;                       // ok | any | abort | CERROR_ILL | EIO | F_TRANSLATION ...
+  std::map<std::string, uint64_t> values; // consumed=, count=, overflow=, entry_num=
+  std::vector<Pattern> outcomes;          // dma: the allowed set the pin states
+};
+
+struct Step {
+  enum class Kind : uint8_t { write, submit, resume, dma, records, viommu };
+  int number = 0;
+  Kind kind = Kind::write;
+  std::vector<hw::Write> writes;
+  std::vector<uint64_t> entries; // submit: raw queue entries
+  hw::DmaRequest dma;
+  // viommu: the guest's entries and the vIOMMU they go through (model-only layer)
+  std::string viommu;
+  Expect expect;
+};
+
+struct Compiled {
+  Setup setup;
+  std::vector<Step> steps;
+};
+
+// Compile a hardware-level scenario; errors (with file:line:col) go to diags.
+std::optional<Compiled> compile(const scenario::Scenario& sc,
+                                std::vector<scenario::Diagnostic>& diags);
+
+// Headers, features and clauses of a hardware-level scenario, then compile it. Nothing for
+// other areas.
+void lint(const scenario::Scenario& sc, std::vector<scenario::Diagnostic>& diags);
+
+// The features scenarios of an area may name, and whether a clause id is in its catalogue.
+const std::vector<std::string>& hw_area_features(std::string_view area);
+bool hw_clause_known(std::string_view area, std::string_view id);
+// VT-d's catalogue (vtd_clauses.cpp): until the VT-d machine lands, any VTD.* id.
+bool vtd_clause_known(std::string_view id);
+
+// Record fields by name (for pins and descriptions), per area.
+std::map<std::string, uint64_t> record_fields(std::string_view area,
+                                              const std::vector<uint64_t>& record);
+std::string record_name(std::string_view area, const std::vector<uint64_t>& record);
+// "ok pa=0x42000000", "F_TRANSLATION sid=1 addr=0x10000 s2=0", "abort".
+std::string describe(std::string_view area, const hw::DmaOutcome& o);
+bool matches(std::string_view area, const Pattern& p, const hw::DmaOutcome& o);
+
+} // namespace iommuspec::conformance::hwc

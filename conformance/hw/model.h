@@ -1,0 +1,39 @@
+// The model of a hardware-level area behind one interface, so that the runner and the
+// `model` target treat SMMUv3 and VT-d alike.
+#pragma once
+
+#include "core/hw.h"
+#include "hw/compile.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace iommuspec::conformance::hwc {
+
+struct AllowedOutcome {
+  hw::DmaOutcome outcome;
+  std::string clause;
+};
+
+class HwModel {
+public:
+  virtual ~HwModel() = default;
+  virtual bool write(const std::vector<hw::Write>& ws) = 0;
+  virtual hw::QueueOutcome submit(const std::vector<uint64_t>& entries) = 0;
+  virtual hw::QueueOutcome resume() = 0;
+  virtual std::vector<AllowedOutcome> dma(const hw::DmaRequest& r) const = 0;
+  virtual void after_dma(const hw::DmaRequest& r, const std::vector<AllowedOutcome>& allowed,
+                         const hw::DmaOutcome& observed) = 0;
+  // The queued records, oldest first, each as the outcomes it may be; and overflow.
+  virtual std::vector<std::vector<hw::DmaOutcome>> drain(bool& overflow) = 0;
+  virtual size_t queued() const = 0;
+};
+
+// nullptr for an area with no model.
+std::unique_ptr<HwModel> make_hw_model(const Setup& s);
+
+// The features the model implements for an area ("smmuv3 stage1 ...").
+const std::vector<std::string>& hw_features(std::string_view area);
+
+} // namespace iommuspec::conformance::hwc

@@ -1,0 +1,26 @@
+#include "smmuv3/clauses.h"
+
+#include <array>
+
+namespace iommuspec::smmuv3 {
+namespace {
+
+constexpr Clause kClauses[] = {
+#define IOMMUSPEC_CLAUSE(id, source, text) Clause{id, source, text, ""},
+#include "smmuv3/clauses.def"
+#undef IOMMUSPEC_CLAUSE
+};
+
+} // namespace
+
+std::span<const Clause> all_clauses() {
+  return kClauses;
+}
+
+const Clause* clause_by_id(std::string_view id) {
+  for (const auto& c : kClauses)
+    if (c.id == id) return &c;
+  return nullptr;
+}
+
+} // namespace iommuspec::smmuv3

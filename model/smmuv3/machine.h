@@ -1,0 +1,102 @@
+// An SMMUv3 as a device access sees it: stream table, CDs and translation tables in memory,
+// the command queue, the event queue, and the caches an implementation may keep. For each
+// access the machine gives the *set* of outcomes the architecture allows (the fresh walk
+// of current memory, plus whatever surviving cached entries can produce); a conforming
+// implementation shows one of them.
+//
+// Caches (core/history.h for the epoch rule). What may be cached, each with its tags
+// (SMMUv3 "Configuration and translation lookup" / "TLB tagging"; Arm ARM D8 "TLB
+// maintenance"; cited again in machine.cpp at each rule):
+//   STE (by StreamID), CD (by StreamID, SubstreamID): valid structures only;
+//   stage-1 TLB entries and stage-1 walk-cache entries (VMID, ASID or global, VA);
+//   stage-2 TLB and walk-cache entries (VMID, IPA); combined stage-1+2 entries (VMID, ASID,
+//   VA); entries are filled only from valid descriptors with AF set (or AFFD).
+// Model limits (see README.md "Machine"): linear stream and CD tables only; entries cached
+// during an epoch come from that epoch's image alone; no ATS/ATC, stalls or PRI.
+#pragma once
+
+#include "core/history.h"
+#include "core/hw.h"
+#include "core/range.h"
+#include "smmuv3/format.h"
+#include "smmuv3/walk.h"
+
+#include <span>
+#include <string_view>
+#include <vector>
+
+namespace iommuspec::smmuv3 {
+
+// Where the structures live (conformance/suites/smmuv3/README.md "Memory layout").
+struct Layout {
+  Range ram{0x40000000, 0x4fffffff};
+  uint64_t strtab = 0x40000000; // linear, STRTAB_BASE_CFG.LOG2SIZE = strtab_log2
+  unsigned strtab_log2 = 8;
+  uint64_t cmdq = 0x40200000;
+  unsigned cmdq_log2 = 8;
+  uint64_t evtq = 0x40210000;
+  unsigned evtq_log2 = 5;
+};
+
+// What the implementation has (IDR0/IDR3 bits the model consults).
+struct Features {
+  bool stage1 = true;    // IDR0.S1P
+  bool stage2 = true;    // IDR0.S2P
+  bool nested = true;    // both, and STE.Config = 0b111 accepted
+  bool range_inv = true; // IDR3.RIL
+  bool hyp = false;      // IDR0.HYP: the EL2 TLBI commands are legal
+};
+
+// One member of an allowed set, and the clause that allows it.
+struct Allowed {
+  hw::DmaOutcome outcome;
+  std::string_view clause;
+};
+
+class Machine {
+public:
+  explicit Machine(Layout layout = {}, Features features = {});
+
+  const Layout& layout() const { return layout_; }
+  const Features& features() const { return features_; }
+  const Memory& memory() const { return hist_.memory(); }
+  size_t stale_epochs() const { return hist_.stale().size(); }
+
+  // A write step (ends an epoch). False when a word is outside RAM.
+  bool write(std::span<const hw::Write> ws);
+  // Commands written to the queue and PROD moved past them: consumed in order until one is
+  // illegal, where the queue stops (CONS at it, GERROR.CMDQ_ERR).
+  hw::QueueOutcome submit(std::span<const Cmd2> cmds);
+  // After an error: the failing command becomes CMD_SYNC (Linux arm_smmu_cmdq_skip_err),
+  // the error is acknowledged and the rest of the stopped submission is consumed.
+  hw::QueueOutcome resume();
+  bool stopped() const { return !error_.empty(); }
+
+  // The allowed outcomes of one access (deduplicated, fresh walk first).
+  std::vector<Allowed> dma(const hw::DmaRequest& r) const;
+  // After the target showed `observed`: an undrained event joins the event queue (or is
+  // lost, and the overflow flag toggles, when the queue is full).
+  void after_dma(const hw::DmaRequest& r, const std::vector<Allowed>& allowed,
+                 const hw::DmaOutcome& observed);
+  // Everything in the event queue, oldest first: for each record the outcomes it may be.
+  struct Queued {
+    std::vector<hw::DmaOutcome> may_be;
+  };
+  std::vector<Queued> drain_events(bool& overflow);
+  size_t queued_events() const { return evtq_.size(); }
+
+private:
+  Layout layout_;
+  Features features_;
+  CacheHistory<Command> hist_;
+  std::string error_;        // the stopped queue's CERROR, "" when running
+  std::vector<Cmd2> rest_;   // commands after the failing one
+  std::vector<Queued> evtq_; // undrained events
+  bool overflow_ = false;    // EVTQ_PROD.OVFLG != EVTQ_CONS.OVACKFLG
+  hw::QueueOutcome run(std::span<const Cmd2> cmds);
+};
+
+// The CERROR name of an illegal command, or "" (SMMUv3 "Command errors", machine.cpp).
+std::string_view command_error(const Command& c, const Features& f);
+
+} // namespace iommuspec::smmuv3
