@@ -165,34 +165,90 @@ namespace sm = smmuv3;
 
 template <class T>
 bool set_field(T& c, std::string_view k, uint64_t v) {
-  IOMMUSPEC_SET(v)
-  IOMMUSPEC_SET(s1_fmt) IOMMUSPEC_SET(s1_context_ptr) IOMMUSPEC_SET(s1_cd_max) IOMMUSPEC_SET(s1_dss)
-      IOMMUSPEC_SET(s1_cir) IOMMUSPEC_SET(s1_cor) IOMMUSPEC_SET(s1_csh) IOMMUSPEC_SET(mev)
-          IOMMUSPEC_SET(s2_fwb) IOMMUSPEC_SET(s1_stalld) IOMMUSPEC_SET(eats) IOMMUSPEC_SET(strw)
-              IOMMUSPEC_SET(shcfg) IOMMUSPEC_SET(s2_vmid) IOMMUSPEC_SET(s2_t0sz)
-                  IOMMUSPEC_SET(s2_sl0) IOMMUSPEC_SET(s2_ir0) IOMMUSPEC_SET(s2_or0)
-                      IOMMUSPEC_SET(s2_sh0) IOMMUSPEC_SET(s2_tg) IOMMUSPEC_SET(s2_ps)
-                          IOMMUSPEC_SET(s2_aa64) IOMMUSPEC_SET(s2_endi) IOMMUSPEC_SET(s2_affd)
-                              IOMMUSPEC_SET(s2_ptw) IOMMUSPEC_SET(s2_hd) IOMMUSPEC_SET(s2_ha)
-                                  IOMMUSPEC_SET(s2_s) IOMMUSPEC_SET(s2_r) IOMMUSPEC_SET(s2_ttb)
-      // CD
-      IOMMUSPEC_SET(t0sz) IOMMUSPEC_SET(tg0) IOMMUSPEC_SET(ir0) IOMMUSPEC_SET(or0)
-          IOMMUSPEC_SET(sh0) IOMMUSPEC_SET(epd0) IOMMUSPEC_SET(endi) IOMMUSPEC_SET(t1sz)
-              IOMMUSPEC_SET(tg1) IOMMUSPEC_SET(epd1) IOMMUSPEC_SET(ips) IOMMUSPEC_SET(affd)
-                  IOMMUSPEC_SET(tbi0) IOMMUSPEC_SET(tbi1) IOMMUSPEC_SET(aa64) IOMMUSPEC_SET(hd)
-                      IOMMUSPEC_SET(ha) IOMMUSPEC_SET(s) IOMMUSPEC_SET(r) IOMMUSPEC_SET(a)
-                          IOMMUSPEC_SET(aset) IOMMUSPEC_SET(asid) IOMMUSPEC_SET(nscfg0)
-                              IOMMUSPEC_SET(had0) IOMMUSPEC_SET(ttb0) IOMMUSPEC_SET(nscfg1)
-                                  IOMMUSPEC_SET(had1) IOMMUSPEC_SET(ttb1) IOMMUSPEC_SET(mair0)
-                                      IOMMUSPEC_SET(mair1)
-      // commands
-      IOMMUSPEC_SET(ssec) IOMMUSPEC_SET(ssv) IOMMUSPEC_SET(ssid) IOMMUSPEC_SET(sid)
-          IOMMUSPEC_SET(size) IOMMUSPEC_SET(addr) IOMMUSPEC_SET(leaf) IOMMUSPEC_SET(range)
-              IOMMUSPEC_SET(vmid) IOMMUSPEC_SET(num) IOMMUSPEC_SET(scale) IOMMUSPEC_SET(ttl)
-                  IOMMUSPEC_SET(tg) IOMMUSPEC_SET(global) IOMMUSPEC_SET(grpid) IOMMUSPEC_SET(resp)
-                      IOMMUSPEC_SET(stag) IOMMUSPEC_SET(cs) IOMMUSPEC_SET(msh)
-                          IOMMUSPEC_SET(msi_attr) IOMMUSPEC_SET(msi_data)
-                              IOMMUSPEC_SET(msi_addr) return false;
+  IOMMUSPEC_SET(v);
+  IOMMUSPEC_SET(s1_fmt);
+  IOMMUSPEC_SET(s1_context_ptr);
+  IOMMUSPEC_SET(s1_cd_max);
+  IOMMUSPEC_SET(s1_dss);
+  IOMMUSPEC_SET(s1_cir);
+  IOMMUSPEC_SET(s1_cor);
+  IOMMUSPEC_SET(s1_csh);
+  IOMMUSPEC_SET(mev);
+  IOMMUSPEC_SET(s2_fwb);
+  IOMMUSPEC_SET(s1_stalld);
+  IOMMUSPEC_SET(eats);
+  IOMMUSPEC_SET(strw);
+  IOMMUSPEC_SET(shcfg);
+  IOMMUSPEC_SET(s2_vmid);
+  IOMMUSPEC_SET(s2_t0sz);
+  IOMMUSPEC_SET(s2_sl0);
+  IOMMUSPEC_SET(s2_ir0);
+  IOMMUSPEC_SET(s2_or0);
+  IOMMUSPEC_SET(s2_sh0);
+  IOMMUSPEC_SET(s2_tg);
+  IOMMUSPEC_SET(s2_ps);
+  IOMMUSPEC_SET(s2_aa64);
+  IOMMUSPEC_SET(s2_endi);
+  IOMMUSPEC_SET(s2_affd);
+  IOMMUSPEC_SET(s2_ptw);
+  IOMMUSPEC_SET(s2_hd);
+  IOMMUSPEC_SET(s2_ha);
+  IOMMUSPEC_SET(s2_s);
+  IOMMUSPEC_SET(s2_r);
+  IOMMUSPEC_SET(s2_ttb);
+  IOMMUSPEC_SET(t0sz);
+  IOMMUSPEC_SET(tg0);
+  IOMMUSPEC_SET(ir0);
+  IOMMUSPEC_SET(or0);
+  IOMMUSPEC_SET(sh0);
+  IOMMUSPEC_SET(epd0);
+  IOMMUSPEC_SET(endi);
+  IOMMUSPEC_SET(t1sz);
+  IOMMUSPEC_SET(tg1);
+  IOMMUSPEC_SET(epd1);
+  IOMMUSPEC_SET(ips);
+  IOMMUSPEC_SET(affd);
+  IOMMUSPEC_SET(tbi0);
+  IOMMUSPEC_SET(tbi1);
+  IOMMUSPEC_SET(aa64);
+  IOMMUSPEC_SET(hd);
+  IOMMUSPEC_SET(ha);
+  IOMMUSPEC_SET(s);
+  IOMMUSPEC_SET(r);
+  IOMMUSPEC_SET(a);
+  IOMMUSPEC_SET(aset);
+  IOMMUSPEC_SET(asid);
+  IOMMUSPEC_SET(nscfg0);
+  IOMMUSPEC_SET(had0);
+  IOMMUSPEC_SET(ttb0);
+  IOMMUSPEC_SET(nscfg1);
+  IOMMUSPEC_SET(had1);
+  IOMMUSPEC_SET(ttb1);
+  IOMMUSPEC_SET(mair0);
+  IOMMUSPEC_SET(mair1);
+  IOMMUSPEC_SET(ssec);
+  IOMMUSPEC_SET(ssv);
+  IOMMUSPEC_SET(ssid);
+  IOMMUSPEC_SET(sid);
+  IOMMUSPEC_SET(size);
+  IOMMUSPEC_SET(addr);
+  IOMMUSPEC_SET(leaf);
+  IOMMUSPEC_SET(range);
+  IOMMUSPEC_SET(vmid);
+  IOMMUSPEC_SET(num);
+  IOMMUSPEC_SET(scale);
+  IOMMUSPEC_SET(ttl);
+  IOMMUSPEC_SET(tg);
+  IOMMUSPEC_SET(global);
+  IOMMUSPEC_SET(grpid);
+  IOMMUSPEC_SET(resp);
+  IOMMUSPEC_SET(stag);
+  IOMMUSPEC_SET(cs);
+  IOMMUSPEC_SET(msh);
+  IOMMUSPEC_SET(msi_attr);
+  IOMMUSPEC_SET(msi_data);
+  IOMMUSPEC_SET(msi_addr);
+  return false;
 }
 #undef IOMMUSPEC_SET
 

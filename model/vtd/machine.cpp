@@ -849,18 +849,14 @@ private:
   static std::string_view pick(std::string_view cached, std::string_view fresh) {
     return cached.empty() ? fresh : cached;
   }
-  void add_walk(const Walk& w, const Xlate& x, std::string_view clause) {
-    if (w.fault)
-      add(fault_outcome(w.fault->reason, x.fpd, r_, f_), fault_clause(w.fault->reason, x.fpd));
+  // A walk's outcome. A fresh result is named by what it shows (the walk's clause, or the
+  // fault's); one that a cache gave (`cached` not empty) by that cache, fault or not.
+  void emit(const Walk& w, const Xlate& x, std::string_view fresh, std::string_view cached) {
+    if (!w.fault)
+      add(ok(w.pa), pick(cached, fresh));
     else
-      add(ok(w.pa), clause);
-  }
-  // A cached outcome keeps the cache's clause whether it translates or faults.
-  void add_cached(const Walk& w, const Xlate& x, std::string_view clause) {
-    if (w.fault)
-      add(fault_outcome(w.fault->reason, x.fpd, r_, f_), clause);
-    else
-      add(ok(w.pa), clause);
+      add(fault_outcome(w.fault->reason, x.fpd, r_, f_),
+          pick(cached, fault_clause(w.fault->reason, x.fpd)));
   }
 
   // Everything a context-entry candidate allows: its translation (legacy), or the PASID
@@ -931,11 +927,11 @@ private:
   }
 
   // A first-stage result (fresh or cached), through the second stage when nested.
-  void finish_fs(const Walk& w1, const Xlate& x, std::string_view clause, bool cached_clause) {
+  void finish_fs(const Walk& w1, const Xlate& x, std::string_view fresh, std::string_view cached) {
     if (w1.fault || x.mode != Mode::nested) {
       Walk w = w1;
       check_interrupt_range(w, a_, 1, true);
-      cached_clause ? add_cached(w, x, clause) : add_walk(w, x, clause);
+      emit(w, x, fresh, cached);
       return;
     }
     std::vector<Walk> opts;
@@ -944,10 +940,7 @@ private:
     for (size_t k = 0; k < opts.size(); ++k) {
       Walk w = combine_nested(w1, opts[k]);
       check_interrupt_range(w, a_, 2, true);
-      if (cached_clause || why[k].empty())
-        cached_clause ? add_cached(w, x, clause) : add_walk(w, x, clause);
-      else
-        add_cached(w, x, why[k]);
+      emit(w, x, fresh, pick(cached, why[k]));
     }
   }
 
@@ -978,14 +971,13 @@ private:
   // A configuration's translation of the access in current memory (cached second-stage
   // entries of its DID included).
   void translate(const Xlate& x, std::string_view cached) {
-    const std::string_view clause = pick(cached, walk_clause(x.mode));
-    const bool cc = !cached.empty();
+    const std::string_view clause = walk_clause(x.mode);
     switch (x.mode) {
     case Mode::legacy_pt:
     case Mode::pt:
       // Pass-through: the address is the output (Qc:vtd_do_iommu_translate, PT path: no
       // interrupt-range check there).
-      add(ok(r_.addr), clause);
+      add(ok(r_.addr), pick(cached, clause));
       return;
     case Mode::legacy_ss:
     case Mode::ss: {
@@ -995,12 +987,7 @@ private:
       for (size_t k = 0; k < opts.size(); ++k) {
         Walk w = opts[k];
         check_interrupt_range(w, a_, 2, x.ss.scalable);
-        if (cc)
-          add_cached(w, x, clause);
-        else if (why[k].empty())
-          add_walk(w, x, clause);
-        else
-          add_cached(w, x, why[k]);
+        emit(w, x, clause, pick(cached, why[k]));
       }
       return;
     }
@@ -1010,7 +997,7 @@ private:
       std::vector<Walk> ws;
       walk_fs_from(h_.memory(), x.fs, tr ? &*tr : nullptr, a_, std::nullopt, ws);
       for (const Walk& w : ws)
-        finish_fs(w, x, clause, cc);
+        finish_fs(w, x, clause, cached);
       return;
     }
     }
@@ -1040,14 +1027,14 @@ private:
                                              old.ss_leaf->level))) {
         Walk w = ss_leaf_result(x.ss, *old.ss_leaf, addr, a_);
         check_interrupt_range(w, a_, 2, x.ss.scalable);
-        add_cached(w, x, "VTD.CACHE.iotlb_fill");
+        emit(w, x, "", "VTD.CACHE.iotlb_fill");
       }
       for (const WalkFrom& t : old.ss_tables) {
         const uint64_t span = level_page_size(unsigned(t.level + 1));
         if (!survives(i, tlb_key(Kind::ss_psc, x, addr & ~(span - 1), span, t.level + 1))) continue;
         Walk w = walk_ss_from(h_.memory(), x.ss, addr, a_, t);
         check_interrupt_range(w, a_, 2, x.ss.scalable);
-        add_cached(w, x, "VTD.CACHE.psc");
+        emit(w, x, "", "VTD.CACHE.psc");
       }
       return;
     }
@@ -1059,7 +1046,7 @@ private:
         const FsLeaf& lf = *old.fs_leaf;
         const bool global = (lf.entry & kFsG) != 0;
         if (survives(i, tlb_key(Kind::fs_leaf, x, lf.base, lf.size, lf.level, global)))
-          finish_fs(fs_leaf_result(x.fs, lf, a_), x, "VTD.CACHE.iotlb_fill", true);
+          finish_fs(fs_leaf_result(x.fs, lf, a_), x, "", "VTD.CACHE.iotlb_fill");
         // A combined nested entry: the old image's whole translation.
         if (x.mode == Mode::nested && v.out_ss && v.out_ss->ss_leaf) {
           const SsLeaf& sl = *v.out_ss->ss_leaf;
@@ -1068,7 +1055,7 @@ private:
             Walk w = combine_nested(fs_leaf_result(x.fs, lf, a_),
                                     ss_leaf_result(x.ss, sl, fs_leaf_output(lf, addr), a_));
             check_interrupt_range(w, a_, 2, true);
-            add_cached(w, x, "VTD.CACHE.nested");
+            emit(w, x, "", "VTD.CACHE.nested");
           }
         }
       }
@@ -1078,7 +1065,7 @@ private:
         std::vector<Walk> ws;
         walk_fs_from(h_.memory(), x.fs, tr ? &*tr : nullptr, a_, t, ws);
         for (const Walk& w : ws)
-          finish_fs(w, x, "VTD.CACHE.psc", true);
+          finish_fs(w, x, "", "VTD.CACHE.psc");
       }
       return;
     }

@@ -69,12 +69,23 @@ public:
     return m.write(ws);
   }
 
-  // The entry slot for `addr` at `level` in a table tree of the shadow.
-  uint64_t slot(uint64_t root, int levels, uint64_t addr, int level) const {
+  // The entry slot for `addr` at `level` in a table tree of the shadow (nullopt when a table
+  // on the way is not in memory).
+  std::optional<uint64_t> find_slot(uint64_t root, int levels, uint64_t addr, int level) const {
     uint64_t t = root;
-    for (int l = levels; l > level; --l)
-      t = *shadow.read64(t + 8ull * pt_index(addr, unsigned(l))) & kAddrMask;
-    return t + 8ull * pt_index(addr, unsigned(level));
+    for (int l = levels; l > level; --l) {
+      const auto e = shadow.read64(t + 8ull * pt_index(addr, unsigned(l)));
+      if (!e) return std::nullopt;
+      t = *e & kAddrMask;
+    }
+    const uint64_t at = t + 8ull * pt_index(addr, unsigned(level));
+    if (!shadow.read64(at)) return std::nullopt;
+    return at;
+  }
+  uint64_t slot(uint64_t root, int levels, uint64_t addr, int level) const {
+    const auto at = find_slot(root, levels, addr, level);
+    EXPECT_TRUE(at.has_value());
+    return at.value_or(0);
   }
 
   // Legacy mode: root entry of the bus, context entry of the device.
@@ -939,16 +950,16 @@ RC_GTEST_PROP(VtdMachineProps, GlobalInvalidationLeavesOnlyTheFreshWalk, ()) {
 
   const int steps = *rc::gen::inRange(1, 6);
   for (int step = 0; step < steps; ++step) {
-    const int what = *rc::gen::inRange(0, 5);
+    const int what = *rc::gen::inRange(0, 6);
     if (what == 0) { // remap or unmap a leaf of the main table
       const uint64_t addr = addrs[*rc::gen::inRange<size_t>(0, addrs.size())];
-      const uint64_t at = g.slot(main.root(), levels, addr, 1);
       uint64_t v = 0;
       if (*rc::gen::arbitrary<bool>()) {
         const uint64_t pa = data();
         v = t ? fs_leaf(mode == M::nested ? gpa_of(pa) : pa) : ss_leaf(pa);
       }
-      g.put(at, v);
+      // (an arbitrary word written earlier may have taken the table out of memory)
+      if (const auto at = g.find_slot(main.root(), levels, addr, 1)) g.put(*at, v);
     } else if (what == 1) { // map more
       map_one();
     } else if (what == 2) { // an arbitrary word in a table page (any level)
@@ -958,6 +969,17 @@ RC_GTEST_PROP(VtdMachineProps, GlobalInvalidationLeavesOnlyTheFreshWalk, ()) {
             *rc::gen::element<uint64_t>(0, ss_leaf(data()), fs_leaf(data()),
                                         pages[*rc::gen::inRange<size_t>(0, pages.size())] | 0x27,
                                         *rc::gen::arbitrary<uint64_t>()));
+    } else if (what == 5 && mode == M::nested) {
+      // Remap a second-stage page: a first-stage table's GPA or a data GPA, to another
+      // first-stage table page or data page.
+      const auto& fs_pages = t->table_pages();
+      const uint64_t gpa = *rc::gen::arbitrary<bool>()
+                               ? fs_pages[*rc::gen::inRange<size_t>(0, fs_pages.size())]
+                               : gpa_of(data());
+      const uint64_t to = *rc::gen::arbitrary<bool>()
+                              ? fs_pages[*rc::gen::inRange<size_t>(0, fs_pages.size())]
+                              : data();
+      if (const auto at = g.find_slot(s->root(), 4, gpa, 1)) g.put(*at, ss_leaf(to));
     } else if (what == 3 && mode != M::legacy) { // switch the PASID entry's DID
       const uint64_t at = g.pasid_entry_pa(0x10, 0);
       g.put(at + 8, *rc::gen::inRange<uint64_t>(1, 4));

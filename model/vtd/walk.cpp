@@ -676,8 +676,10 @@ void walk_fs_from(const Memory& mem, const FsConfig& c, const SsTranslate* ss, c
       // candidate is a branch.
       std::vector<Walk> opts;
       (*ss)(egpa, Access{acc.addr, false, false, acc.priv}, opts);
-      for (size_t i = 0; i < opts.size(); ++i) {
-        Path q = i + 1 == opts.size() ? std::move(p) : p;
+      // Pushed last to first, so that the first candidate's branch is walked (and output)
+      // first: with the fresh candidate first, out.front() is the walk of current memory.
+      for (size_t i = opts.size(); i-- > 0;) {
+        Path q = i == 0 ? std::move(p) : p;
         append_entries(q.w, opts[i]);
         if (opts[i].fault) {
           Fault f = *opts[i].fault;
