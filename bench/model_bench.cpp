@@ -207,12 +207,7 @@ sm::Machine nested_machine(int stale) {
     shadow.write64(0x40000000 + 8 * uint64_t(i), ew[size_t(i)]);
     shadow.write64(0x40010000 + 8 * uint64_t(i), cw[size_t(i)]);
   }
-  auto flush = [&] {
-    std::vector<hw::Write> ws;
-    for (const auto& [pa, v] : shadow.words())
-      if (m.memory().read64(pa).value_or(0) != v) ws.push_back({pa, v});
-    m.write(ws);
-  };
+  auto flush = [&] { m.write(hw::writes_between(m.memory(), shadow)); };
   flush();
   for (int k = 0; k < stale; ++k) { // remap every page elsewhere, no invalidation
     for (uint64_t p = 0; p < 64; ++p) {

@@ -76,17 +76,6 @@ private:
   scenario::Pos pos_;
 };
 
-std::vector<hw::Write> diff(const Memory& before, const Memory& after) {
-  std::vector<hw::Write> out;
-  const auto& a = before.words();
-  for (const auto& [pa, v] : after.words()) {
-    auto it = a.find(pa);
-    if (it == a.end() ? v != 0 : it->second != v) out.push_back({pa, v});
-  }
-  std::sort(out.begin(), out.end(), [](const auto& x, const auto& y) { return x.pa < y.pa; });
-  return out;
-}
-
 // ---- Expectations ----------------------------------------------------------------------------
 
 Pattern pattern_from(const std::vector<Arg>& args, const std::string& name, scenario::Pos pos) {
@@ -389,7 +378,7 @@ private:
     } else {
       throw Error{st.pos, fmt::format("unknown smmuv3 step '{}'", st.op)};
     }
-    if (s.kind == Step::Kind::write) s.writes = diff(before, mem_);
+    if (s.kind == Step::Kind::write) s.writes = hw::writes_between(before, mem_);
     s.expect = expect_from(st.expect, s.kind);
     out_.steps.push_back(std::move(s));
   }
@@ -445,10 +434,7 @@ private:
     Memory& m = mem_;
     auto b = stage == 1 ? sm::PageTableBuilder::stage1(m, pool, g, ia)
                         : sm::PageTableBuilder::stage2(m, pool, s2);
-    b.set_placement_offset(offset);
-    // The root allocated in a fresh pool starts at its base: with an offset, re-create so
-    // that the placement applies from the first allocation (root is only reserved, not
-    // written).
+    b.set_placement_offset(offset); // the root is only reserved, so placing it now suffices
     tables_.emplace(n, SmTable{std::move(b), int(stage), g, ia, s2});
   }
 

@@ -41,14 +41,12 @@ struct Expect {
 };
 
 struct Step {
-  enum class Kind : uint8_t { write, submit, resume, dma, records, viommu };
+  enum class Kind : uint8_t { write, submit, resume, dma, records };
   int number = 0;
   Kind kind = Kind::write;
   std::vector<hw::Write> writes;
   std::vector<uint64_t> entries; // submit: raw queue entries
   hw::DmaRequest dma;
-  // viommu: the guest's entries and the vIOMMU they go through (model-only layer)
-  std::string viommu;
   Expect expect;
 };
 

@@ -307,9 +307,6 @@ void run_hw(const scenario::Scenario& sc, Target& target, results::ScenarioResul
         if (bad) fail(*bad, false);
         break;
       }
-      case hwc::Step::Kind::viommu:
-        fail("the vIOMMU layer has no model yet", true);
-        break;
       }
     } catch (const TargetError& e) {
       r.verdict = "error";

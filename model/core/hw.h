@@ -3,6 +3,9 @@
 // queue entries are raw little-endian words, decoded by the architecture's machine.
 #pragma once
 
+#include "core/memory.h"
+
+#include <algorithm>
 #include <compare>
 #include <cstdint>
 #include <optional>
@@ -60,6 +63,15 @@ struct RecordsOutcome {
   bool overflow = false;
   friend bool operator==(const RecordsOutcome&, const RecordsOutcome&) = default;
 };
+
+// The write step that turns image `before` into `after`, by address.
+inline std::vector<Write> writes_between(const Memory& before, const Memory& after) {
+  std::vector<Write> out;
+  for (const auto& [pa, v] : after.words())
+    if (before.read64(pa).value_or(0) != v) out.push_back({pa, v});
+  std::sort(out.begin(), out.end(), [](const Write& x, const Write& y) { return x.pa < y.pa; });
+  return out;
+}
 
 inline bool DmaOutcome::admits(const DmaOutcome& o) const {
   if (kind != o.kind) return false;

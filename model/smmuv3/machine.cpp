@@ -122,10 +122,10 @@ bool covers(const Command& cmd, const Key& k, const Features& f) {
 
 // ---- Outcomes ------------------------------------------------------------------------------
 
-struct Request {
-  const hw::DmaRequest& r;
-  Access access() const { return Access{r.addr, r.write, r.exec && !r.write, r.priv}; }
-};
+// The walk's view of an access: an instruction fetch is a read that also needs execute.
+Access access_of(const hw::DmaRequest& r) {
+  return Access{r.addr, r.write, r.exec && !r.write, r.priv};
+}
 
 constexpr uint64_t m_type = 0xff, m_ssv = bit(11), m_ssid = 0xfffffull << 12,
                    m_sid = 0xffffffffull << 32, m_rnw = bit(35), m_s2 = bit(39),
@@ -468,7 +468,7 @@ EpochView view(const Memory& m, const Layout& lay, const Features& f, const hw::
   v.cd = c.cd;
   v.s1 = c.s1;
   v.asid = c.cd.asid;
-  const Access a{r.addr, r.write, r.exec && !r.write, r.priv};
+  const Access a = access_of(r);
   std::vector<Walk> out;
   if (s.s2) {
     const S2Config s2 = *s.s2;
@@ -627,7 +627,7 @@ private:
   }
 
   void translate_s2_only(const SteResult& s, std::string_view cached) {
-    const Access a{r_.addr, r_.write, r_.exec && !r_.write, r_.priv};
+    const Access a = access_of(r_);
     std::vector<Walk> opts;
     s2_options(*s.s2, vmid_of(s.ste, f_), r_.addr, a, opts);
     for (size_t k = 0; k < opts.size(); ++k)
@@ -636,7 +636,7 @@ private:
   }
 
   void translate_s1(const SteResult& s, const Cd& cd, const S1Config& s1, std::string_view cached) {
-    const Access a{r_.addr, r_.write, r_.exec && !r_.write, r_.priv};
+    const Access a = access_of(r_);
     const uint16_t vmid = vmid_of(s.ste, f_);
     std::optional<S2Translate> tr;
     if (s.s2) {

@@ -46,15 +46,7 @@ struct Rig {
     c.ps_bits = 48;
     return c;
   }
-  void flush() {
-    std::vector<hw::Write> ws;
-    const auto& old = m.memory().words();
-    for (const auto& [pa, v] : shadow.words()) {
-      auto it = old.find(pa);
-      if (it == old.end() ? v != 0 : it->second != v) ws.push_back({pa, v});
-    }
-    ASSERT_TRUE(m.write(ws));
-  }
+  void flush() { ASSERT_TRUE(m.write(hw::writes_between(m.memory(), shadow))); }
   void put8(uint64_t pa, const std::array<uint64_t, 8>& w) {
     for (int i = 0; i < 8; ++i)
       shadow.write64(pa + 8 * uint64_t(i), w[size_t(i)]);
