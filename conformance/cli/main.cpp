@@ -4,7 +4,9 @@
 #include "kernel/kernel.h"
 #include "runner/runner.h"
 #include "scenario/encode.h"
+#include "smmuv3/clauses.h"
 #include "targets/protocol_target.h"
+#include "vtd/clauses.h"
 
 #include <CLI/CLI.hpp>
 #include <chrono>
@@ -436,6 +438,10 @@ int main(int argc, char** argv) {
 
   // clauses
   auto* cl = app.add_subcommand("clauses", "List the model's clauses with their sources");
+  std::string clause_area = "all";
+  cl->add_option("--area", clause_area, "iommufd, smmuv3, vtd or all")
+      ->check(CLI::IsMember({"iommufd", "smmuv3", "vtd", "all"}))
+      ->capture_default_str();
 
   // merge
   auto* mrg = app.add_subcommand("merge", "Combine the results of shards (each DIR holds a "
@@ -638,10 +644,15 @@ int main(int argc, char** argv) {
       return kExitOk;
     }
     if (*cl) {
-      for (const auto& c : iommufd::all_clauses())
-        std::printf("%s\n    %s\n    source: %s\n%s", std::string(c.id).c_str(),
-                    std::string(c.text).c_str(), std::string(c.source).c_str(),
-                    c.note.empty() ? "" : fmt::format("    note: {}\n", c.note).c_str());
+      auto print = [](std::span<const Clause> all) {
+        for (const auto& c : all)
+          std::printf("%s\n    %s\n    source: %s\n%s", std::string(c.id).c_str(),
+                      std::string(c.text).c_str(), std::string(c.source).c_str(),
+                      c.note.empty() ? "" : fmt::format("    note: {}\n", c.note).c_str());
+      };
+      if (clause_area == "all" || clause_area == "iommufd") print(iommufd::all_clauses());
+      if (clause_area == "all" || clause_area == "smmuv3") print(smmuv3::all_clauses());
+      if (clause_area == "all" || clause_area == "vtd") print(vtd::all_clauses());
       return kExitOk;
     }
   } catch (const UsageError& e) {

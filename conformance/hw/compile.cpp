@@ -1,9 +1,11 @@
 #include "hw/compile.h"
 
+#include "hw/compile_args.h"
 #include "smmuv3/clauses.h"
 #include "smmuv3/format.h"
 #include "smmuv3/machine.h"
 #include "smmuv3/walk.h"
+#include "vtd/clauses.h"
 
 #include <algorithm>
 #include <fmt/format.h>
@@ -20,61 +22,7 @@ bool is_hw_area(std::string_view area) {
   return area == "smmuv3" || area == "vtd";
 }
 
-namespace {
-
-struct Error {
-  scenario::Pos pos;
-  std::string message;
-};
-
-// ---- Argument access -------------------------------------------------------------------------
-
-class Args {
-public:
-  Args(const std::vector<Arg>& args, scenario::Pos pos) : args_(args), pos_(pos) {}
-  const Arg* find(std::string_view k) const {
-    for (const auto& a : args_)
-      if (a.key == k) return &a;
-    return nullptr;
-  }
-  bool has(std::string_view k) const { return find(k) != nullptr; }
-  uint64_t num(std::string_view k) const {
-    const Arg* a = find(k);
-    if (!a) throw Error{pos_, fmt::format("missing {}=", k)};
-    return number(*a);
-  }
-  uint64_t num(std::string_view k, uint64_t dflt) const {
-    const Arg* a = find(k);
-    return a ? number(*a) : dflt;
-  }
-  static uint64_t number(const Arg& a) {
-    if (const auto* n = std::get_if<scenario::Number>(&a.value.v)) return n->v;
-    throw Error{a.pos, fmt::format("{}= takes a number", a.key)};
-  }
-  std::string name(std::string_view k) const {
-    const Arg* a = find(k);
-    if (!a) throw Error{pos_, fmt::format("missing {}=", k)};
-    if (const auto* r = std::get_if<scenario::Ref>(&a->value.v); r && r->offset == 0)
-      return r->name;
-    throw Error{a->pos, fmt::format("{}= takes a name", k)};
-  }
-  std::string name(std::string_view k, std::string dflt) const { return has(k) ? name(k) : dflt; }
-  // a|b|c, or a single name, or 0.
-  std::vector<std::string> flags(std::string_view k, std::vector<std::string> dflt) const {
-    const Arg* a = find(k);
-    if (!a) return dflt;
-    if (const auto* f = std::get_if<scenario::Flags>(&a->value.v)) return f->names;
-    if (const auto* r = std::get_if<scenario::Ref>(&a->value.v)) return {r->name};
-    if (const auto* n = std::get_if<scenario::Number>(&a->value.v); n && n->v == 0) return {};
-    throw Error{a->pos, fmt::format("{}= takes flags like r|w", k)};
-  }
-  const std::vector<Arg>& all() const { return args_; }
-  scenario::Pos pos() const { return pos_; }
-
-private:
-  const std::vector<Arg>& args_;
-  scenario::Pos pos_;
-};
+namespace detail {
 
 // ---- Expectations ----------------------------------------------------------------------------
 
@@ -140,6 +88,22 @@ Expect expect_from(const scenario::Expect& e, Step::Kind kind) {
   x.outcomes.push_back(pattern_from(e.pins, x.name, e.pos));
   return x;
 }
+
+void check_subject(const scenario::Step& st) {
+  const bool needs = st.op == "table" || st.op == "map" || st.op == "unmap" || st.op == "desc";
+  if (needs && st.subject.empty())
+    throw Error{st.pos, fmt::format("{} needs a table name: `{} T ...`", st.op, st.op)};
+  if (!needs && !st.subject.empty())
+    throw Error{st.pos, fmt::format("{} takes no name (unexpected '{}')", st.op, st.subject)};
+}
+
+} // namespace detail
+
+namespace {
+
+using detail::Args;
+using detail::Error;
+using detail::expect_from;
 
 // ---- SMMUv3 ----------------------------------------------------------------------------------
 
@@ -306,6 +270,7 @@ public:
       if (out_.setup.evtq_log2 > 8) throw Error{h->pos, "evtq_log2 is at most 8"};
     }
     out_.setup.area = "smmuv3";
+    out_.setup.features = sc.values("features");
   }
 
   Compiled run() {
@@ -320,12 +285,7 @@ private:
     Step s;
     s.number = st.number;
     const Memory before = mem_;
-    const bool needs_subject =
-        st.op == "table" || st.op == "map" || st.op == "unmap" || st.op == "desc";
-    if (needs_subject && st.subject.empty())
-      throw Error{st.pos, fmt::format("{} needs a table name: `{} T ...`", st.op, st.op)};
-    if (!needs_subject && !st.subject.empty())
-      throw Error{st.pos, fmt::format("{} takes no name (unexpected '{}')", st.op, st.subject)};
+    detail::check_subject(st);
     if (st.op == "table")
       table(st.subject, a);
     else if (st.op == "map")
@@ -349,13 +309,8 @@ private:
       s.entries.assign(w.begin(), w.end());
     } else if (st.op == "cmdq") {
       s.kind = Step::Kind::submit;
-      const Arg* l = a.find("cmds");
-      if (!l || !std::holds_alternative<scenario::List>(l->value.v))
-        throw Error{st.pos, "cmdq takes cmds=[{op=...}, ...]"};
-      for (const auto& item : std::get<scenario::List>(l->value.v).items) {
-        const auto* rec = std::get_if<scenario::Record>(&item);
-        if (!rec) throw Error{l->pos, "cmds= lists records {op=...}"};
-        const auto w = command_from(rec->args, l->pos);
+      for (const auto* rec : a.records("cmds")) {
+        const auto w = command_from(*rec, a.find("cmds")->pos);
         s.entries.insert(s.entries.end(), w.begin(), w.end());
       }
     } else if (st.op == "resume") {
@@ -642,11 +597,16 @@ Compiled compile_smmuv3(const scenario::Scenario& sc) {
   return SmCompiler(sc).run();
 }
 
+bool field_defined(std::string_view area, const hw::DmaOutcome& o, std::string_view k) {
+  return area == "smmuv3" ? sm_field_defined(o, k) : detail::vtd_field_defined(o, k);
+}
+
 } // namespace
 
 std::optional<Compiled> compile(const scenario::Scenario& sc, std::vector<Diagnostic>& diags) {
   try {
     if (sc.area == "smmuv3") return compile_smmuv3(sc);
+    if (sc.area == "vtd") return detail::compile_vtd(sc);
     diags.push_back({sc.file, {1, 1}, fmt::format("no compiler for area '{}' yet", sc.area)});
   } catch (const Error& e) {
     diags.push_back({sc.file, e.pos, e.message});
@@ -668,7 +628,7 @@ const std::vector<std::string>& hw_area_features(std::string_view area) {
 
 bool hw_clause_known(std::string_view area, std::string_view id) {
   if (area == "smmuv3") return sm::clause_by_id(id) != nullptr;
-  return vtd_clause_known(id);
+  return vtd::clause_by_id(id) != nullptr;
 }
 
 void lint(const scenario::Scenario& sc, std::vector<Diagnostic>& diags) {
@@ -696,9 +656,6 @@ void lint(const scenario::Scenario& sc, std::vector<Diagnostic>& diags) {
     diags.push_back({sc.file, {1, 1}, "missing header 'clauses = ...': name what it exercises"});
   if (!sc.mems.empty())
     diags.push_back({sc.file, sc.mems.front().pos, "hardware-level areas declare no mem"});
-  // VT-d scenarios are checked for headers only until the VT-d compiler lands (issue 3);
-  // the model target does not claim the vtd features, so they run as unsupported.
-  if (sc.area == "vtd") return;
   compile(sc, diags);
 }
 
@@ -717,6 +674,7 @@ std::map<std::string, uint64_t> record_fields(std::string_view area,
     f["ipa"] = e.addr2;
     f["fetch"] = e.addr2;
   }
+  if (area == "vtd") return detail::vtd_record_fields(record);
   return f;
 }
 
@@ -725,6 +683,7 @@ std::string record_name(std::string_view area, const std::vector<uint64_t>& reco
     const auto n = sm_event_name(uint8_t(record[0] & 0xff));
     return n.empty() ? fmt::format("EVENT_{:#x}", record[0] & 0xff) : std::string(n);
   }
+  if (area == "vtd") return detail::vtd_record_name(record);
   return "fault";
 }
 
@@ -740,7 +699,7 @@ std::string describe(std::string_view area, const hw::DmaOutcome& o) {
   if (o.record.empty()) return "fault (record not read)";
   std::string s = record_name(area, o.record);
   for (const auto& [k, v] : record_fields(area, o.record)) {
-    if (!o.mask.empty() && area == "smmuv3" && !sm_field_defined(o, k)) continue;
+    if (!o.mask.empty() && !field_defined(area, o, k)) continue;
     if (k == "fetch") continue;
     s += fmt::format(" {}={:#x}", k, v);
   }
@@ -756,7 +715,7 @@ bool matches(std::string_view area, const Pattern& p, const hw::DmaOutcome& o) {
   for (const auto& [k, v] : p.fields) {
     auto it = f.find(k);
     if (it == f.end() || it->second != v) return false;
-    if (area == "smmuv3" && !sm_field_defined(o, k)) return false;
+    if (!field_defined(area, o, k)) return false;
   }
   return true;
 }

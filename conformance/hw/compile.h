@@ -21,6 +21,8 @@ struct Setup {
   std::string area;       // smmuv3 | vtd
   unsigned evtq_log2 = 5; // SMMUv3 event queue size
   bool legacy = false;    // VT-d legacy root-table mode
+  // The features the scenario needs: the unit a target (and the model) presents has them.
+  std::vector<std::string> features;
   friend bool operator==(const Setup&, const Setup&) = default;
 };
 
@@ -66,8 +68,6 @@ void lint(const scenario::Scenario& sc, std::vector<scenario::Diagnostic>& diags
 // The features scenarios of an area may name, and whether a clause id is in its catalogue.
 const std::vector<std::string>& hw_area_features(std::string_view area);
 bool hw_clause_known(std::string_view area, std::string_view id);
-// VT-d's catalogue (vtd_clauses.cpp): until the VT-d machine lands, any VTD.* id.
-bool vtd_clause_known(std::string_view id);
 
 // Record fields by name (for pins and descriptions), per area.
 std::map<std::string, uint64_t> record_fields(std::string_view area,

@@ -1,9 +1,32 @@
 #include "hw/model.h"
 
 #include "smmuv3/machine.h"
+#include "vtd/machine.h"
+
+#include <algorithm>
 
 namespace iommuspec::conformance::hwc {
 namespace {
+
+template <class Allowed>
+std::vector<AllowedOutcome> outcomes(std::vector<Allowed> in) {
+  std::vector<AllowedOutcome> out;
+  for (auto& a : in)
+    out.push_back({std::move(a.outcome), std::string(a.clause)});
+  return out;
+}
+
+template <class Allowed>
+std::vector<Allowed> machine_allowed(const std::vector<AllowedOutcome>& in) {
+  std::vector<Allowed> out;
+  for (const auto& x : in)
+    out.push_back({x.outcome, {}});
+  return out;
+}
+
+bool wants(const Setup& s, std::string_view f) {
+  return std::find(s.features.begin(), s.features.end(), f) != s.features.end();
+}
 
 class SmmuModel final : public HwModel {
 public:
@@ -18,23 +41,17 @@ public:
   }
   hw::QueueOutcome resume() override { return m_.resume(); }
   std::vector<AllowedOutcome> dma(const hw::DmaRequest& r) const override {
-    std::vector<AllowedOutcome> out;
-    for (auto& a : m_.dma(r))
-      out.push_back({std::move(a.outcome), std::string(a.clause)});
-    return out;
+    return outcomes(m_.dma(r));
   }
   void after_dma(const hw::DmaRequest& r, const std::vector<AllowedOutcome>& allowed,
                  const hw::DmaOutcome& observed) override {
-    std::vector<smmuv3::Allowed> a;
-    for (const auto& x : allowed)
-      a.push_back({x.outcome, {}});
-    m_.after_dma(r, a, observed);
+    m_.after_dma(r, machine_allowed<smmuv3::Allowed>(allowed), observed);
   }
-  std::vector<std::vector<hw::DmaOutcome>> drain(bool& overflow) override {
-    std::vector<std::vector<hw::DmaOutcome>> out;
-    for (auto& q : m_.drain_events(overflow))
-      out.push_back(std::move(q.may_be));
-    return out;
+  std::vector<RecordsReading> drain() override {
+    RecordsReading one;
+    for (auto& q : m_.drain_events(one.overflow))
+      one.records.push_back(std::move(q.may_be));
+    return {std::move(one)};
   }
   size_t queued() const override { return m_.queued_events(); }
 
@@ -47,18 +64,71 @@ private:
   smmuv3::Machine m_;
 };
 
+class VtdModel final : public HwModel {
+public:
+  explicit VtdModel(const Setup& s) : m_(layout(s), features(s)) {}
+
+  bool write(const std::vector<hw::Write>& ws) override { return m_.write(ws); }
+  hw::QueueOutcome submit(const std::vector<uint64_t>& e) override { return m_.submit(e); }
+  hw::QueueOutcome resume() override { return m_.resume(); }
+  std::vector<AllowedOutcome> dma(const hw::DmaRequest& r) const override {
+    return outcomes(m_.dma(r));
+  }
+  void after_dma(const hw::DmaRequest& r, const std::vector<AllowedOutcome>& allowed,
+                 const hw::DmaOutcome& observed) override {
+    m_.after_dma(r, machine_allowed<vtd::Allowed>(allowed), observed);
+  }
+  std::vector<RecordsReading> drain() override {
+    std::vector<RecordsReading> out;
+    for (auto& log : m_.drain_fault_logs()) {
+      RecordsReading r;
+      r.overflow = log.overflow;
+      for (auto& q : log.records)
+        r.records.push_back(std::move(q.may_be));
+      // The reading without collapsing first: it is the one pins state.
+      out.insert(log.collapsed ? out.end() : out.begin(), std::move(r));
+    }
+    return out;
+  }
+  size_t queued() const override { return m_.queued_faults(); }
+
+private:
+  static vtd::Layout layout(const Setup& s) {
+    vtd::Layout l;
+    l.scalable = !s.legacy;
+    return l;
+  }
+  // The unit the scenario asks for: QEMU's defaults (vtd::Features), plus 5-level paging
+  // (CAP.FL5LP, SAGAW bit 3 and a 57-bit MGAW, iommu.h:165, :173) when it names five_level.
+  static vtd::Features features(const Setup& s) {
+    vtd::Features f;
+    if (wants(s, "five_level")) {
+      f.fl5lp = true;
+      f.sagaw |= 0b1000;
+      f.mgaw = 57;
+    }
+    return f;
+  }
+  vtd::Machine m_;
+};
+
 } // namespace
 
 std::unique_ptr<HwModel> make_hw_model(const Setup& s) {
   if (s.area == "smmuv3") return std::make_unique<SmmuModel>(s);
+  if (s.area == "vtd") return std::make_unique<VtdModel>(s);
   return nullptr;
 }
 
 const std::vector<std::string>& hw_features(std::string_view area) {
   static const std::vector<std::string> smmu = {"smmuv3",    "stage1",     "stage2",    "nested",
                                                 "range_inv", "granule16k", "granule64k"};
+  // Not dev_tlb (the model has no device TLB / ATS) and not viommu (no VT-d vIOMMU layer yet).
+  static const std::vector<std::string> vtd = {
+      "vtd",    "legacy",       "scalable", "first_stage", "second_stage",
+      "nested", "pass_through", "pasid",    "superpage",   "five_level"};
   static const std::vector<std::string> none;
-  return area == "smmuv3" ? smmu : none;
+  return area == "smmuv3" ? smmu : area == "vtd" ? vtd : none;
 }
 
 } // namespace iommuspec::conformance::hwc

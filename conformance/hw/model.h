@@ -16,6 +16,12 @@ struct AllowedOutcome {
   std::string clause;
 };
 
+// One way the queued records may read: oldest first, each as the outcomes it may be.
+struct RecordsReading {
+  std::vector<std::vector<hw::DmaOutcome>> records;
+  bool overflow = false;
+};
+
 class HwModel {
 public:
   virtual ~HwModel() = default;
@@ -25,8 +31,9 @@ public:
   virtual std::vector<AllowedOutcome> dma(const hw::DmaRequest& r) const = 0;
   virtual void after_dma(const hw::DmaRequest& r, const std::vector<AllowedOutcome>& allowed,
                          const hw::DmaOutcome& observed) = 0;
-  // The queued records, oldest first, each as the outcomes it may be; and overflow.
-  virtual std::vector<std::vector<hw::DmaOutcome>> drain(bool& overflow) = 0;
+  // Reads and clears the queued records: every reading the architecture allows, the first
+  // being that of a unit that records every fault it can (the reading pins state).
+  virtual std::vector<RecordsReading> drain() = 0;
   virtual size_t queued() const = 0;
 };
 

@@ -62,7 +62,9 @@ public:
   }
   hw::RecordsOutcome hw_records() override {
     hw::RecordsOutcome out;
-    for (const auto& may_be : hw().drain(out.overflow))
+    const auto readings = hw().drain(); // the model reads as the first (complete) reading
+    out.overflow = readings.front().overflow;
+    for (const auto& may_be : readings.front().records)
       out.records.push_back(may_be.empty() ? std::vector<uint64_t>{} : may_be.front().record);
     return out;
   }

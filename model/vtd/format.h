@@ -26,6 +26,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <string_view>
 #include <variant>
 
 namespace iommuspec::vtd {
@@ -535,6 +536,9 @@ enum class FaultReason : uint8_t {
                                      // first-stage A/D-update fault at 0x90
 };
 // Which table a reason belongs to, the way Linux classifies it (dmar.c:1837-1850).
+// The enumerator's name in capitals ("SM_FS_ENTRY_NOT_PRESENT"), the name scenarios pin; ""
+// for a code no source names.
+std::string_view fault_reason_name(uint8_t reason);
 enum class FaultClass : uint8_t { dma_legacy, interrupt, dma_scalable, unknown };
 FaultClass fault_class(uint8_t reason);
 

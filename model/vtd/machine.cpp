@@ -1160,6 +1160,7 @@ std::vector<Machine::FaultLog> Machine::drain_fault_logs() {
     for (size_t j : w.recorded)
       l.records.push_back(log_[j]);
     l.overflow = w.pfo;
+    l.collapsed = w.collapsed;
     out.push_back(std::move(l));
   }
   log_.clear();

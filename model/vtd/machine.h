@@ -122,6 +122,7 @@ public:
   struct FaultLog {
     std::vector<Queued> records;
     bool overflow = false;
+    bool collapsed = false; // some fault was collapsed into an earlier record
   };
   std::vector<FaultLog> drain_fault_logs();
   size_t queued_faults() const;

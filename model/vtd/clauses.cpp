@@ -1,0 +1,26 @@
+#include "vtd/clauses.h"
+
+#include <array>
+
+namespace iommuspec::vtd {
+namespace {
+
+constexpr Clause kClauses[] = {
+#define IOMMUSPEC_CLAUSE(id, source, text) Clause{id, source, text, ""},
+#include "vtd/clauses.def"
+#undef IOMMUSPEC_CLAUSE
+};
+
+} // namespace
+
+std::span<const Clause> all_clauses() {
+  return kClauses;
+}
+
+const Clause* clause_by_id(std::string_view id) {
+  for (const auto& c : kClauses)
+    if (c.id == id) return &c;
+  return nullptr;
+}
+
+} // namespace iommuspec::vtd

@@ -1,0 +1,279 @@
+// Hardware-level areas (smmuv3, vtd): the compiler builds what the README layouts say, bad
+// steps are errors at their position, and the runner catches targets that keep stale
+// translations, consume past a queue error or record the wrong fault.
+#include "hw/compile.h"
+#include "runner/runner.h"
+#include "scenario/scenario.h"
+#include "vtd/format.h"
+
+#include <functional>
+#include <gtest/gtest.h>
+
+namespace iommuspec::conformance {
+namespace {
+
+scenario::Scenario parse_ok(std::string_view text) {
+  std::vector<scenario::Diagnostic> d;
+  auto sc = scenario::parse(text, "t.scn", d);
+  EXPECT_TRUE(d.empty()) << (d.empty() ? "" : d.front().text());
+  return sc;
+}
+
+results::ScenarioResult run(const scenario::Scenario& sc, Target& t) {
+  return run_scenario(sc, t, iommufd::Profile::linux_latest);
+}
+
+// The model target, with hooks that may change what it shows.
+class HwLiar : public Target {
+public:
+  std::function<void(const hw::DmaRequest&, hw::DmaOutcome&, int)> on_dma;
+  std::function<void(hw::QueueOutcome&)> on_submit;
+  std::function<void(hw::RecordsOutcome&)> on_records;
+
+  HwLiar() : inner_(make_model_target(iommufd::Profile::linux_latest)) {}
+  TargetInfo info() const override {
+    auto i = inner_->info();
+    i.name = "liar";
+    return i;
+  }
+  void reset() override { inner_->reset(); }
+  uint64_t mem(uint64_t size) override { return inner_->mem(size); }
+  iommufd::Observation execute(const iommufd::Call& c) override { return inner_->execute(c); }
+  void hw_reset(const hwc::Setup& s) override {
+    inner_->hw_reset(s);
+    dmas_ = 0;
+  }
+  void hw_write(const std::vector<hw::Write>& ws) override { inner_->hw_write(ws); }
+  hw::QueueOutcome hw_submit(const std::vector<uint64_t>& e) override {
+    auto q = inner_->hw_submit(e);
+    if (on_submit) on_submit(q);
+    return q;
+  }
+  hw::QueueOutcome hw_resume() override { return inner_->hw_resume(); }
+  hw::DmaOutcome hw_dma(const hw::DmaRequest& r) override {
+    auto o = inner_->hw_dma(r);
+    if (on_dma) on_dma(r, o, ++dmas_);
+    return o;
+  }
+  hw::RecordsOutcome hw_records() override {
+    auto r = inner_->hw_records();
+    if (on_records) on_records(r);
+    return r;
+  }
+
+private:
+  std::unique_ptr<Target> inner_;
+  int dmas_ = 0;
+};
+
+// A first-stage remap, made visible only by a PASID-based IOTLB invalidation and a wait.
+constexpr const char* kVtdRemap = R"(vtd remap
+clauses = VTD.INV.PIOTLB.page_scope VTD.INV.WAIT.complete
+features = vtd scalable first_stage
+1: table T stage=1 levels=4
+2: map T iova=0x10000 pa=0x2000000 size=0x1000
+3: context sid=0x0010
+4: pasid sid=0x0010 pasid=0 pgtt=fs did=1 fs=T
+5: dma sid=0x0010 iova=0x10000 -> ok pa=0x2000000
+6: desc T iova=0x10000 level=1 value=0x2100067
+7: dma sid=0x0010 iova=0x10000 -> any outcomes=[{pa=0x2000000}, {pa=0x2100000}]
+8: invq descs=[{op=piotlb g=page_in_pasid did=1 pasid=0 addr=0x10000 am=0}, {op=wait}] -> ok consumed=2
+9: dma sid=0x0010 iova=0x10000 -> ok pa=0x2100000
+)";
+
+TEST(HwRunner, VtdHonestTargetPasses) {
+  HwLiar t;
+  const auto r = run(parse_ok(kVtdRemap), t);
+  EXPECT_EQ(r.verdict, "pass") << r.message;
+}
+
+TEST(HwRunner, VtdStaleAfterCompletedInvalidationIsCaught) {
+  HwLiar t;
+  // Keeps showing the page it first returned, whatever was invalidated.
+  t.on_dma = [](const hw::DmaRequest&, hw::DmaOutcome& o, int) { o.pa = 0x2000000; };
+  const auto r = run(parse_ok(kVtdRemap), t);
+  EXPECT_EQ(r.verdict, "fail");
+  ASSERT_GE(r.steps.size(), 9u);
+  EXPECT_EQ(r.steps[6].verdict, "pass"); // step 7: stale is still allowed
+  EXPECT_EQ(r.steps[8].verdict, "fail");
+  EXPECT_NE(r.message.find("step 9"), std::string::npos) << r.message;
+}
+
+TEST(HwRunner, VtdQueueThatRunsPastAnInvalidDescriptorIsCaught) {
+  HwLiar t;
+  t.on_submit = [](hw::QueueOutcome& q) {
+    if (!q.error.empty()) q = {q.consumed + 2, ""};
+  };
+  const auto r = run(parse_ok(R"(vtd iqe
+clauses = VTD.IQ.unknown_type VTD.IQ.stop
+features = vtd scalable
+1: invq descs=[{op=wait}, {op=raw w0=0xf}, {op=wait}] -> IQE consumed=1
+)"),
+                     t);
+  EXPECT_EQ(r.verdict, "fail");
+  EXPECT_NE(r.message.find("IQE"), std::string::npos) << r.message;
+}
+
+constexpr const char* kVtdFault = R"(vtd fault
+clauses = VTD.FAULT.legacy_permission VTD.FRCD.fields
+features = vtd legacy second_stage
+mode = legacy
+1: table T stage=2 levels=4
+2: map T iova=0x10000 pa=0x2000000 size=0x1000 perm=r
+3: context sid=0x0010 did=1 tt=translated ss=T
+4: dma sid=0x0010 iova=0x10000 write=1 -> NO_WRITE sid=0x0010 addr=0x10000 write=1
+5: dma sid=0x0010 iova=0x11000 drain=0
+6: faults -> ok count=1 overflow=0
+)";
+
+TEST(HwRunner, VtdFaultRecordFieldsAreJudged) {
+  HwLiar honest;
+  auto r = run(parse_ok(kVtdFault), honest);
+  EXPECT_EQ(r.verdict, "pass") << r.message;
+
+  HwLiar t; // records the fault under another requester
+  t.on_dma = [](const hw::DmaRequest&, hw::DmaOutcome& o, int) {
+    if (o.record.size() == 2) o.record[1] ^= 0x1;
+  };
+  r = run(parse_ok(kVtdFault), t);
+  EXPECT_EQ(r.verdict, "fail");
+  EXPECT_NE(r.message.find("step 4"), std::string::npos) << r.message;
+
+  HwLiar lost; // loses the undrained record
+  lost.on_records = [](hw::RecordsOutcome& rec) { rec.records.clear(); };
+  r = run(parse_ok(kVtdFault), lost);
+  EXPECT_EQ(r.verdict, "fail");
+  EXPECT_NE(r.message.find("step 6"), std::string::npos) << r.message;
+}
+
+TEST(HwRunner, VtdPinTheModelRejectsIsAScenarioError) {
+  HwLiar t;
+  std::string text = kVtdRemap;
+  text.replace(text.find("9: dma sid=0x0010 iova=0x10000 -> ok pa=0x2100000"),
+               std::string_view("9: dma sid=0x0010 iova=0x10000 -> ok pa=0x2100000").size(),
+               "9: dma sid=0x0010 iova=0x10000 -> ok pa=0x2000000");
+  const auto r = run(parse_ok(text), t);
+  EXPECT_EQ(r.verdict, "error");
+  EXPECT_NE(r.message.find("model disagrees"), std::string::npos) << r.message;
+}
+
+TEST(HwRunner, SmmuStaleAfterTlbiAndSyncIsCaught) {
+  const auto sc = parse_ok(R"(smmuv3 remap
+clauses = SMMUV3.TLBI.NH_VA.scope SMMUV3.SYNC.complete
+features = smmuv3 stage1
+1: table T stage=1 granule=4k ia=48
+2: map T iova=0x10000 pa=0x42000000 size=0x1000 perm=r|w
+3: cd sid=1 tt=T asid=1 a=1 r=1
+4: ste sid=1 config=s1
+5: dma sid=1 iova=0x10000 -> ok pa=0x42000000
+6: unmap T iova=0x10000 size=0x1000
+7: map T iova=0x10000 pa=0x42100000 size=0x1000 perm=r|w
+8: dma sid=1 iova=0x10000 -> any outcomes=[{pa=0x42000000}, {pa=0x42100000}]
+9: cmdq cmds=[{op=tlbi_nh_va asid=1 addr=0x10000 leaf=1}, {op=sync}] -> ok consumed=2
+10: dma sid=1 iova=0x10000 -> ok pa=0x42100000
+)");
+  HwLiar honest;
+  EXPECT_EQ(run(sc, honest).verdict, "pass");
+  HwLiar t;
+  t.on_dma = [](const hw::DmaRequest&, hw::DmaOutcome& o, int) { o.pa = 0x42000000; };
+  const auto r = run(sc, t);
+  EXPECT_EQ(r.verdict, "fail");
+  EXPECT_NE(r.message.find("step 10"), std::string::npos) << r.message;
+}
+
+// ---- The VT-d compiler -----------------------------------------------------------------
+
+std::optional<hwc::Compiled> compile_text(std::string_view text,
+                                          std::vector<scenario::Diagnostic>& d) {
+  const auto sc = parse_ok(text);
+  return hwc::compile(sc, d);
+}
+
+uint64_t written(const hwc::Step& s, uint64_t pa) {
+  for (const auto& w : s.writes)
+    if (w.pa == pa) return w.value;
+  return 0;
+}
+
+TEST(VtdCompiler, ContextAndPasidFollowTheReadmeLayout) {
+  std::vector<scenario::Diagnostic> d;
+  const auto c = compile_text(R"(vtd layout
+clauses = VTD.PASID.lookup
+features = vtd scalable first_stage pasid
+1: table T stage=1 levels=5
+2: context sid=0x0290 paside=1
+3: pasid sid=0x0290 pasid=0x41 pgtt=fs did=7 fs=T
+)",
+                              d);
+  ASSERT_TRUE(c) << d.front().text();
+  EXPECT_FALSE(c->setup.legacy);
+  // Bus 2, devfn 0x90: the upper half of root entry 2, its table at 0x110000 + 2*0x2000 +
+  // 0x1000, entry (0x90 & 0x7f) * 32.
+  const auto& ctx = c->steps[1];
+  const auto re = vtd::decode_sm_root_entry({written(ctx, 0x100020), written(ctx, 0x100028)});
+  EXPECT_TRUE(re.upper_present);
+  EXPECT_FALSE(re.lower_present);
+  EXPECT_EQ(re.uctp, 0x115000u);
+  const auto ce =
+      vtd::decode_sm_context_entry({written(ctx, 0x115200), written(ctx, 0x115208), 0, 0});
+  EXPECT_TRUE(ce.present);
+  EXPECT_TRUE(ce.paside);
+  EXPECT_EQ(ce.pasid_dir_ptr, 0x300000u);
+  // PASID 0x41: directory entry 1 -> a fresh table, entry 1 of it.
+  const auto& pe = c->steps[2];
+  const auto pde = vtd::decode_pasid_dir_entry(written(pe, 0x300008));
+  ASSERT_TRUE(pde.present);
+  EXPECT_EQ(pde.pasid_table, 0x301000u);
+  vtd::Words8 w{};
+  for (size_t i = 0; i < 8; ++i)
+    w[i] = written(pe, 0x301040 + 8 * i);
+  const auto e = vtd::decode_pasid_entry(w);
+  EXPECT_EQ(e.pgtt, vtd::Pgtt::first_stage);
+  EXPECT_EQ(e.did, 7);
+  EXPECT_EQ(e.flpm, 1); // five levels
+  EXPECT_EQ(e.flptptr, 0x1000000u);
+}
+
+TEST(VtdCompiler, LegacyQueuesTwoWordDescriptors) {
+  std::vector<scenario::Diagnostic> d;
+  const auto c = compile_text(R"(vtd q
+clauses = VTD.IQ.stop
+features = vtd legacy
+mode = legacy
+1: invq descs=[{op=iotlb g=page did=3 addr=0x40000 am=2 ih=1}, {op=wait}]
+)",
+                              d);
+  ASSERT_TRUE(c) << d.front().text();
+  ASSERT_EQ(c->steps[0].entries.size(), 4u);
+  const auto inv = vtd::decode_iotlb_inv({c->steps[0].entries[0], c->steps[0].entries[1], 0, 0});
+  ASSERT_TRUE(inv);
+  EXPECT_EQ(inv->g, vtd::IotlbGranularity::page);
+  EXPECT_EQ(inv->did, 3);
+  EXPECT_EQ(inv->addr, 0x40000u);
+  EXPECT_EQ(inv->am, 2);
+  EXPECT_TRUE(inv->ih);
+}
+
+TEST(VtdCompiler, BadStepsAreErrorsAtTheirPosition) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"1: pasid sid=0x10 pasid=0 pgtt=fs did=1", "context step"},
+      {"1: context sid=0x10 colour=3", "no field colour"},
+      {"1: invq descs=[{op=frob}]", "unknown VT-d descriptor"},
+      {"1: table T stage=3 levels=4", "stage= is 1 or 2"},
+      {"1: map T iova=0x1000 pa=0x2000000", "no table named T"},
+      {"1: dma sid=0x10 iova=0 ssid=1", "no argument ssid"},
+      {"1: invq descs=[{op=iotlb g=everything}]", "g= is one of"},
+  };
+  for (const auto& [step, want] : cases) {
+    const std::string text =
+        std::string("vtd bad\nclauses = VTD.IQ.stop\nfeatures = vtd scalable\n") + step + "\n";
+    std::vector<scenario::Diagnostic> d;
+    EXPECT_FALSE(compile_text(text, d)) << step;
+    ASSERT_FALSE(d.empty()) << step;
+    EXPECT_NE(d.front().message.find(want), std::string::npos) << d.front().text();
+    EXPECT_EQ(d.front().pos.line, 4) << step;
+  }
+}
+
+} // namespace
+} // namespace iommuspec::conformance
