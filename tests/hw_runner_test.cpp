@@ -165,12 +165,13 @@ features = smmuv3 stage1
 2: map T iova=0x10000 pa=0x42000000 size=0x1000 perm=r|w
 3: cd sid=1 tt=T asid=1 a=1 r=1
 4: ste sid=1 config=s1
-5: dma sid=1 iova=0x10000 -> ok pa=0x42000000
-6: unmap T iova=0x10000 size=0x1000
-7: map T iova=0x10000 pa=0x42100000 size=0x1000 perm=r|w
-8: dma sid=1 iova=0x10000 -> any outcomes=[{pa=0x42000000}, {pa=0x42100000}]
-9: cmdq cmds=[{op=tlbi_nh_va asid=1 addr=0x10000 leaf=1}, {op=sync}] -> ok consumed=2
-10: dma sid=1 iova=0x10000 -> ok pa=0x42100000
+5: cmdq cmds=[{op=cfgi_ste sid=1 leaf=1}, {op=sync}] -> ok consumed=2
+6: dma sid=1 iova=0x10000 -> ok pa=0x42000000
+7: unmap T iova=0x10000 size=0x1000
+8: map T iova=0x10000 pa=0x42100000 size=0x1000 perm=r|w
+9: dma sid=1 iova=0x10000 -> any outcomes=[{pa=0x42000000}, {pa=0x42100000}]
+10: cmdq cmds=[{op=tlbi_nh_va asid=1 addr=0x10000 leaf=1}, {op=sync}] -> ok consumed=2
+11: dma sid=1 iova=0x10000 -> ok pa=0x42100000
 )");
   HwLiar honest;
   EXPECT_EQ(run(sc, honest).verdict, "pass");
@@ -178,7 +179,7 @@ features = smmuv3 stage1
   t.on_dma = [](const hw::DmaRequest&, hw::DmaOutcome& o, int) { o.pa = 0x42000000; };
   const auto r = run(sc, t);
   EXPECT_EQ(r.verdict, "fail");
-  EXPECT_NE(r.message.find("step 10"), std::string::npos) << r.message;
+  EXPECT_NE(r.message.find("step 11"), std::string::npos) << r.message;
 }
 
 // ---- The VT-d compiler -----------------------------------------------------------------

@@ -90,9 +90,13 @@ Expect expect_from(const scenario::Expect& e, Step::Kind kind) {
 }
 
 void check_subject(const scenario::Step& st) {
-  const bool needs = st.op == "table" || st.op == "map" || st.op == "unmap" || st.op == "desc";
+  const bool table = st.op == "table" || st.op == "map" || st.op == "unmap" || st.op == "desc";
+  const bool object = st.op == "viommu" || st.op == "vdevice" || st.op == "viommu_invalidate" ||
+                      st.op == "hwpt_nested" || st.op == "hwpt_invalidate";
+  const bool needs = table || object;
   if (needs && st.subject.empty())
-    throw Error{st.pos, fmt::format("{} needs a table name: `{} T ...`", st.op, st.op)};
+    throw Error{st.pos, fmt::format("{} needs a {} name: `{} {} ...`", st.op,
+                                    table ? "table" : "vIOMMU or HWPT", st.op, table ? "T" : "V")};
   if (!needs && !st.subject.empty())
     throw Error{st.pos, fmt::format("{} takes no name (unexpected '{}')", st.op, st.subject)};
 }
@@ -330,12 +334,40 @@ private:
           throw Error{arg.pos, fmt::format("dma has no argument {}", arg.key)};
     } else if (st.op == "events") {
       s.kind = Step::Kind::records;
+    } else if (st.op == "viommu" || st.op == "vdevice" || st.op == "viommu_invalidate") {
+      s.kind = Step::Kind::viommu;
+      s.call = viommu_call(st, a);
     } else {
       throw Error{st.pos, fmt::format("unknown smmuv3 step '{}'", st.op)};
     }
     if (s.kind == Step::Kind::write) s.writes = hw::writes_between(before, mem_);
     s.expect = expect_from(st.expect, s.kind);
     out_.steps.push_back(std::move(s));
+  }
+
+  // The vIOMMU layer (suites/smmuv3/README.md): `viommu V vmid=N`, `vdevice V vsid=X sid=Y`,
+  // `viommu_invalidate V cmds=[...]` (each command one uAPI entry).
+  hwc::ViommuCall viommu_call(const scenario::Step& st, const Args& a) {
+    hwc::ViommuCall c;
+    c.object = st.subject;
+    if (st.op == "viommu_invalidate") {
+      c.op = "invalidate";
+      for (const auto* rec : a.records("cmds")) {
+        const auto w = command_from(*rec, a.find("cmds")->pos);
+        c.entries.push_back({w[0], w[1]});
+      }
+      return c;
+    }
+    c.op = st.op;
+    const std::vector<std::string_view> keys = st.op == "viommu"
+                                                   ? std::vector<std::string_view>{"vmid"}
+                                                   : std::vector<std::string_view>{"vsid", "sid"};
+    for (const auto& k : keys)
+      c.args[std::string(k)] = a.num(k);
+    for (const auto& arg : a.all())
+      if (std::find(keys.begin(), keys.end(), arg.key) == keys.end())
+        throw Error{arg.pos, fmt::format("{} has no argument {}", st.op, arg.key)};
+    return c;
   }
 
   SmTable& table_named(const std::string& n, scenario::Pos pos) {

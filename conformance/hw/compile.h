@@ -42,13 +42,26 @@ struct Expect {
   std::vector<Pattern> outcomes;          // dma: the allowed set the pin states
 };
 
+// A call to the iommufd vIOMMU layer above the unit (feature viommu): `viommu V vmid=N`,
+// `vdevice V vsid=X sid=Y`, `hwpt_nested H sid= pasid= did=`, and the invalidations of a
+// vIOMMU or nested HWPT with their uAPI entries as 64-bit words (SMMUv3: the 2 command words;
+// VT-d: addr, npages, flags | __reserved << 32).
+struct ViommuCall {
+  std::string op;     // viommu | vdevice | hwpt_nested | invalidate
+  std::string object; // the vIOMMU / HWPT the step names
+  std::map<std::string, uint64_t> args;
+  std::vector<std::vector<uint64_t>> entries;
+  friend bool operator==(const ViommuCall&, const ViommuCall&) = default;
+};
+
 struct Step {
-  enum class Kind : uint8_t { write, submit, resume, dma, records };
+  enum class Kind : uint8_t { write, submit, resume, dma, records, viommu };
   int number = 0;
   Kind kind = Kind::write;
   std::vector<hw::Write> writes;
   std::vector<uint64_t> entries; // submit: raw queue entries
   hw::DmaRequest dma;
+  ViommuCall call;
   Expect expect;
 };
 

@@ -216,8 +216,8 @@ private:
     } else if (st.op == "faults") {
       s.kind = Step::Kind::records;
     } else if (st.op == "hwpt_nested" || st.op == "hwpt_invalidate") {
-      throw Error{st.pos, fmt::format("{}: the vIOMMU layer (feature viommu) has no VT-d model yet",
-                                      st.op)};
+      s.kind = Step::Kind::viommu;
+      s.call = viommu_call(st, a);
     } else {
       throw Error{st.pos, fmt::format("unknown vtd step '{}'", st.op)};
     }
@@ -249,6 +249,37 @@ private:
           arg.key != "exec" && arg.key != "priv" && arg.key != "drain")
         throw Error{arg.pos, fmt::format("dma has no argument {}", arg.key)};
     return r;
+  }
+
+  // The vIOMMU layer (suites/vtd/README.md): `hwpt_nested H sid= pasid= did=` and
+  // `hwpt_invalidate H entries=[{addr= npages= [flags=leaf] [__reserved=]}, ...]`, each entry a
+  // struct iommu_hwpt_vtd_s1_invalidate (uapi iommufd.h:676-681).
+  static hwc::ViommuCall viommu_call(const scenario::Step& st, const Args& a) {
+    hwc::ViommuCall c;
+    c.object = st.subject;
+    if (st.op == "hwpt_invalidate") {
+      c.op = "invalidate";
+      for (const auto* rec : a.records("entries")) {
+        const Args e(*rec, a.find("entries")->pos);
+        for (const auto& arg : e.all())
+          if (arg.key != "addr" && arg.key != "npages" && arg.key != "flags" &&
+              arg.key != "__reserved")
+            throw Error{arg.pos, fmt::format("an entry has no field {}", arg.key)};
+        const uint64_t flags = e.has("flags") ? named(e, "flags", {{"leaf", 1}}) : 0;
+        const uint64_t reserved = e.num("__reserved", 0);
+        if (flags > 0xffffffff || reserved > 0xffffffff)
+          throw Error{e.pos(), "flags and __reserved are 32-bit fields"};
+        c.entries.push_back({e.num("addr"), e.num("npages"), flags | reserved << 32});
+      }
+      return c;
+    }
+    c.op = "hwpt_nested";
+    for (const char* k : {"sid", "pasid", "did"})
+      c.args[k] = a.num(k);
+    for (const auto& arg : a.all())
+      if (arg.key != "sid" && arg.key != "pasid" && arg.key != "did")
+        throw Error{arg.pos, fmt::format("hwpt_nested has no argument {}", arg.key)};
+    return c;
   }
 
   VtTable& table_named(const std::string& n, scenario::Pos pos) {

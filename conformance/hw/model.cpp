@@ -1,9 +1,12 @@
 #include "hw/model.h"
 
 #include "smmuv3/machine.h"
+#include "smmuv3/viommu.h"
 #include "vtd/machine.h"
+#include "vtd/viommu.h"
 
 #include <algorithm>
+#include <map>
 
 namespace iommuspec::conformance::hwc {
 namespace {
@@ -22,6 +25,10 @@ std::vector<Allowed> machine_allowed(const std::vector<AllowedOutcome>& in) {
   for (const auto& x : in)
     out.push_back({x.outcome, {}});
   return out;
+}
+
+hw::ViommuOutcome outcome(Errno e, uint32_t handled) {
+  return {e == Errno::ok ? "" : std::string(errno_name(e)), handled};
 }
 
 bool wants(const Setup& s, std::string_view f) {
@@ -54,6 +61,28 @@ public:
     return {std::move(one)};
   }
   size_t queued() const override { return m_.queued_events(); }
+  std::optional<hw::ViommuOutcome> viommu(const ViommuCall& c) override {
+    if (c.op == "viommu") {
+      viommus_[c.object] = {uint16_t(c.args.at("vmid")), {}};
+      return hw::ViommuOutcome{};
+    }
+    auto v = viommus_.find(c.object);
+    if (v == viommus_.end()) return std::nullopt;
+    if (c.op == "vdevice") {
+      v->second.vdevices[c.args.at("vsid")] = uint32_t(c.args.at("sid"));
+      return hw::ViommuOutcome{};
+    }
+    std::vector<smmuv3::Cmd2> guest;
+    for (const auto& e : c.entries)
+      guest.push_back({e.at(0), e.at(1)});
+    const auto r = smmuv3::convert_user_cmds(v->second, guest);
+    m_.submit(r.host);
+    // A host command the unit refuses is skipped as Linux does (arm_smmu_cmdq_skip_err): the
+    // vIOMMU layer reports no error for it (the uAPI is silent).
+    while (m_.stopped())
+      m_.resume();
+    return outcome(r.error, r.handled);
+  }
 
 private:
   static smmuv3::Layout layout(const Setup& s) {
@@ -62,6 +91,7 @@ private:
     return l;
   }
   smmuv3::Machine m_;
+  std::map<std::string, smmuv3::VSmmu> viommus_;
 };
 
 class VtdModel final : public HwModel {
@@ -91,6 +121,28 @@ public:
     return out;
   }
   size_t queued() const override { return m_.queued_faults(); }
+  std::optional<hw::ViommuOutcome> viommu(const ViommuCall& c) override {
+    if (c.op == "hwpt_nested") {
+      hwpts_[c.object] = {uint16_t(c.args.at("sid")), uint32_t(c.args.at("pasid")),
+                          uint16_t(c.args.at("did"))};
+      return hw::ViommuOutcome{};
+    }
+    auto h = hwpts_.find(c.object);
+    if (h == hwpts_.end()) return std::nullopt;
+    std::vector<vtd::S1Invalidate> entries;
+    for (const auto& e : c.entries)
+      entries.push_back({e.at(0), e.at(1), uint32_t(e.at(2)), uint32_t(e.at(2) >> 32)});
+    const auto r = vtd::convert_s1_invalidate(h->second, entries, m_.features().mamv);
+    std::vector<uint64_t> words;
+    for (const auto& d : r.host) {
+      const auto w = vtd::encode(d);
+      words.insert(words.end(), w.begin(), w.end());
+    }
+    m_.submit(words);
+    while (m_.stopped())
+      m_.resume();
+    return outcome(r.error, r.handled);
+  }
 
 private:
   static vtd::Layout layout(const Setup& s) {
@@ -110,6 +162,7 @@ private:
     return f;
   }
   vtd::Machine m_;
+  std::map<std::string, vtd::NestedHwpt> hwpts_;
 };
 
 } // namespace
@@ -121,12 +174,12 @@ std::unique_ptr<HwModel> make_hw_model(const Setup& s) {
 }
 
 const std::vector<std::string>& hw_features(std::string_view area) {
-  static const std::vector<std::string> smmu = {"smmuv3",    "stage1",     "stage2",    "nested",
-                                                "range_inv", "granule16k", "granule64k"};
-  // Not dev_tlb (the model has no device TLB / ATS) and not viommu (no VT-d vIOMMU layer yet).
+  static const std::vector<std::string> smmu = {"smmuv3",    "stage1",     "stage2",     "nested",
+                                                "range_inv", "granule16k", "granule64k", "viommu"};
+  // Not dev_tlb: the model has no device TLB (ATS).
   static const std::vector<std::string> vtd = {
-      "vtd",    "legacy",       "scalable", "first_stage", "second_stage",
-      "nested", "pass_through", "pasid",    "superpage",   "five_level"};
+      "vtd",          "legacy", "scalable",  "first_stage", "second_stage", "nested",
+      "pass_through", "pasid",  "superpage", "five_level",  "viommu"};
   static const std::vector<std::string> none;
   return area == "smmuv3" ? smmu : area == "vtd" ? vtd : none;
 }

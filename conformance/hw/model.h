@@ -6,6 +6,7 @@
 #include "hw/compile.h"
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,9 @@ public:
   // being that of a unit that records every fault it can (the reading pins state).
   virtual std::vector<RecordsReading> drain() = 0;
   virtual size_t queued() const = 0;
+  // A call to the vIOMMU layer; std::nullopt when the call names an object the scenario did
+  // not create (a scenario error).
+  virtual std::optional<hw::ViommuOutcome> viommu(const ViommuCall& c) = 0;
 };
 
 // nullptr for an area with no model.

@@ -297,6 +297,30 @@ void run_hw(const scenario::Scenario& sc, Target& target, results::ScenarioResul
         model->after_dma(hs.dma, allowed, t);
         break;
       }
+      case hwc::Step::Kind::viommu: {
+        const auto m = model->viommu(hs.call);
+        if (!m) {
+          fail(fmt::format("no vIOMMU or HWPT named {}", hs.call.object), true);
+          break;
+        }
+        const hw::ViommuOutcome t = target.hw_viommu(hs.call);
+        auto text = [](const hw::ViommuOutcome& o) {
+          return fmt::format("{} entry_num={}", o.error.empty() ? "ok" : o.error, o.entry_num);
+        };
+        sr.allowed = text(*m);
+        sr.observed = text(t);
+        if (hs.call.op == "invalidate") {
+          sr.clause = area == "smmuv3" ? "SMMUV3.VIOMMU.entry_num" : "VTD.VIOMMU.entry_num";
+          clauses.insert(sr.clause);
+        }
+        if (auto pm = check_values(hs.expect, m->error.empty() ? "ok" : m->error,
+                                   {{"entry_num", m->entry_num}}))
+          fail(*pm, true);
+        else if (!(t == *m))
+          fail(fmt::format("the call returned {} where the model says {}", sr.observed, sr.allowed),
+               false);
+        break;
+      }
       case hwc::Step::Kind::records: {
         const auto readings = model->drain();
         const hw::RecordsOutcome t = target.hw_records();

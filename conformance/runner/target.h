@@ -50,6 +50,8 @@ public:
   virtual hw::QueueOutcome hw_resume() { no_hw(""); }
   virtual hw::DmaOutcome hw_dma(const hw::DmaRequest&) { no_hw(""); }
   virtual hw::RecordsOutcome hw_records() { no_hw(""); }
+  // The iommufd vIOMMU layer above the unit (feature viommu).
+  virtual hw::ViommuOutcome hw_viommu(const hwc::ViommuCall&) { no_hw(""); }
 
 private:
   [[noreturn]] void no_hw(const std::string& area) const {

@@ -60,6 +60,11 @@ public:
     }
     return o;
   }
+  hw::ViommuOutcome hw_viommu(const hwc::ViommuCall& c) override {
+    auto o = hw().viommu(c);
+    if (!o) throw TargetError("no vIOMMU or HWPT named " + c.object);
+    return *o;
+  }
   hw::RecordsOutcome hw_records() override {
     hw::RecordsOutcome out;
     const auto readings = hw().drain(); // the model reads as the first (complete) reading

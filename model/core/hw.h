@@ -57,6 +57,14 @@ struct QueueOutcome {
   friend bool operator==(const QueueOutcome&, const QueueOutcome&) = default;
 };
 
+// What a call to the iommufd vIOMMU layer above the unit returned: the errno name ("" for
+// success) and entry_num (the entries handled).
+struct ViommuOutcome {
+  std::string error;
+  uint32_t entry_num = 0;
+  friend bool operator==(const ViommuOutcome&, const ViommuOutcome&) = default;
+};
+
 // Records read back from the event queue / fault recording registers.
 struct RecordsOutcome {
   std::vector<std::vector<uint64_t>> records;
