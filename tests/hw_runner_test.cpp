@@ -29,6 +29,7 @@ public:
   std::function<void(const hw::DmaRequest&, hw::DmaOutcome&, int)> on_dma;
   std::function<void(hw::QueueOutcome&)> on_submit;
   std::function<void(hw::RecordsOutcome&)> on_records;
+  std::function<void(hw::RecordsOutcome&)> on_vevents;
 
   HwLiar() : inner_(make_model_target(iommufd::Profile::linux_latest)) {}
   TargetInfo info() const override {
@@ -54,6 +55,12 @@ public:
     auto o = inner_->hw_dma(r);
     if (on_dma) on_dma(r, o, ++dmas_);
     return o;
+  }
+  hw::ViommuOutcome hw_viommu(const hwc::ViommuCall& c) override { return inner_->hw_viommu(c); }
+  hw::RecordsOutcome hw_vevents(const std::string& v) override {
+    auto r = inner_->hw_vevents(v);
+    if (on_vevents) on_vevents(r);
+    return r;
   }
   hw::RecordsOutcome hw_records() override {
     auto r = inner_->hw_records();
@@ -178,6 +185,37 @@ features = smmuv3 stage1
   HwLiar t;
   t.on_dma = [](const hw::DmaRequest&, hw::DmaOutcome& o, int) { o.pa = 0x42000000; };
   const auto r = run(sc, t);
+  EXPECT_EQ(r.verdict, "fail");
+  EXPECT_NE(r.message.find("step 11"), std::string::npos) << r.message;
+}
+
+// A vIOMMU that reports the physical SID, or a refused entry as handled, is caught.
+TEST(HwRunner, SmmuVeventAndEntryNumAreJudged) {
+  const auto sc = parse_ok(R"(smmuv3 vevent
+clauses = SMMUV3.VIOMMU.vevent SMMUV3.VIOMMU.entry_num
+features = smmuv3 stage1 stage2 nested viommu
+1: table S stage=2 granule=4k ia=40 sl0=1
+2: map S iova=0x40013000 pa=0x40013000 size=0x1000 perm=r
+3: map S iova=0x80000000 pa=0x41e00000 size=0x200000 perm=r
+4: table T stage=1 granule=4k ia=48 at=0x80000000 phys=0x41e00000
+5: cd sid=3 tt=T asid=1 a=1 r=1
+6: ste sid=3 config=nested s2=S vmid=5 s2_r=1
+7: cmdq cmds=[{op=cfgi_ste sid=3 leaf=1}, {op=sync}] -> ok consumed=2
+8: viommu V vmid=5
+9: vdevice V vsid=0x20 sid=3
+10: dma sid=3 iova=0x20000 drain=0
+11: vevents V -> ok count=1
+12: viommu_invalidate V cmds=[{op=tlbi_nh_all}, {op=cfgi_ste sid=3}] -> EIO entry_num=1
+)");
+  HwLiar honest;
+  EXPECT_EQ(run(sc, honest).verdict, "pass") << run(sc, honest).message;
+
+  HwLiar physical; // forwards the event with the physical SID
+  physical.on_vevents = [](hw::RecordsOutcome& r) {
+    for (auto& rec : r.records)
+      rec[0] = (rec[0] & 0xffffffffull) | uint64_t(3) << 32;
+  };
+  auto r = run(sc, physical);
   EXPECT_EQ(r.verdict, "fail");
   EXPECT_NE(r.message.find("step 11"), std::string::npos) << r.message;
 }

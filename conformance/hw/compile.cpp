@@ -92,7 +92,7 @@ Expect expect_from(const scenario::Expect& e, Step::Kind kind) {
 void check_subject(const scenario::Step& st) {
   const bool table = st.op == "table" || st.op == "map" || st.op == "unmap" || st.op == "desc";
   const bool object = st.op == "viommu" || st.op == "vdevice" || st.op == "viommu_invalidate" ||
-                      st.op == "hwpt_nested" || st.op == "hwpt_invalidate";
+                      st.op == "hwpt_nested" || st.op == "hwpt_invalidate" || st.op == "vevents";
   const bool needs = table || object;
   if (needs && st.subject.empty())
     throw Error{st.pos, fmt::format("{} needs a {} name: `{} {} ...`", st.op,
@@ -334,6 +334,10 @@ private:
           throw Error{arg.pos, fmt::format("dma has no argument {}", arg.key)};
     } else if (st.op == "events") {
       s.kind = Step::Kind::records;
+    } else if (st.op == "vevents") {
+      s.kind = Step::Kind::records; // the vIOMMU's vEVENTQ
+      s.call.op = "vevents";
+      s.call.object = st.subject;
     } else if (st.op == "viommu" || st.op == "vdevice" || st.op == "viommu_invalidate") {
       s.kind = Step::Kind::viommu;
       s.call = viommu_call(st, a);

@@ -61,6 +61,39 @@ public:
     return {std::move(one)};
   }
   size_t queued() const override { return m_.queued_events(); }
+  std::optional<std::vector<RecordsReading>> vevents(const std::string& name) override {
+    auto v = viommus_.find(name);
+    if (v == viommus_.end()) return std::nullopt;
+    bool lost = false; // events the unit lost never reach a vEVENTQ either
+    // A record whose candidates differ in being forwarded may or may not be there: a reading
+    // for each (bounded: the readings only grow the allowed set).
+    std::vector<RecordsReading> readings(1);
+    for (const auto& q : m_.drain_events(lost)) {
+      std::vector<hw::DmaOutcome> forwarded;
+      bool dropped = false;
+      for (const auto& o : q.may_be) {
+        smmuv3::Evt4 w{};
+        std::copy_n(o.record.begin(), std::min<size_t>(4, o.record.size()), w.begin());
+        if (auto e = smmuv3::to_vevent(v->second, w)) {
+          hw::DmaOutcome f = o;
+          f.record.assign(e->begin(), e->end());
+          forwarded.push_back(std::move(f));
+        } else {
+          dropped = true;
+        }
+      }
+      std::vector<RecordsReading> next;
+      for (const auto& r : readings) {
+        if (!forwarded.empty()) {
+          next.push_back(r);
+          next.back().records.push_back(forwarded);
+        }
+        if (dropped && next.size() < 64) next.push_back(r);
+      }
+      readings = std::move(next);
+    }
+    return readings;
+  }
   std::optional<hw::ViommuOutcome> viommu(const ViommuCall& c) override {
     if (c.op == "viommu") {
       viommus_[c.object] = {uint16_t(c.args.at("vmid")), {}};
@@ -121,6 +154,10 @@ public:
     return out;
   }
   size_t queued() const override { return m_.queued_faults(); }
+  // VT-d reports to a vIOMMU through page requests, which the model does not have.
+  std::optional<std::vector<RecordsReading>> vevents(const std::string&) override {
+    return std::nullopt;
+  }
   std::optional<hw::ViommuOutcome> viommu(const ViommuCall& c) override {
     if (c.op == "hwpt_nested") {
       hwpts_[c.object] = {uint16_t(c.args.at("sid")), uint32_t(c.args.at("pasid")),

@@ -39,6 +39,9 @@ public:
   // A call to the vIOMMU layer; std::nullopt when the call names an object the scenario did
   // not create (a scenario error).
   virtual std::optional<hw::ViommuOutcome> viommu(const ViommuCall& c) = 0;
+  // Reads and clears a vIOMMU's vEVENTQ (the unit's events forwarded to it), as readings
+  // like drain(); std::nullopt for a vIOMMU the scenario did not create.
+  virtual std::optional<std::vector<RecordsReading>> vevents(const std::string& viommu) = 0;
 };
 
 // nullptr for an area with no model.

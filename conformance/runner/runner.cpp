@@ -322,9 +322,17 @@ void run_hw(const scenario::Scenario& sc, Target& target, results::ScenarioResul
         break;
       }
       case hwc::Step::Kind::records: {
-        const auto readings = model->drain();
-        const hw::RecordsOutcome t = target.hw_records();
-        sr.clause = area == "smmuv3" ? "SMMUV3.EVTQ.record" : "VTD.FRCD.record";
+        const std::string& queue = hs.call.object; // a vIOMMU's vEVENTQ, or the unit's own
+        const auto got = queue.empty() ? std::optional(model->drain()) : model->vevents(queue);
+        if (!got) {
+          fail(fmt::format("no vIOMMU named {}", queue), true);
+          break;
+        }
+        const auto& readings = *got;
+        const hw::RecordsOutcome t = queue.empty() ? target.hw_records() : target.hw_vevents(queue);
+        sr.clause = !queue.empty()     ? "SMMUV3.VIOMMU.vevent"
+                    : area == "smmuv3" ? "SMMUV3.EVTQ.record"
+                                       : "VTD.FRCD.record";
         clauses.insert(sr.clause);
         auto text = [](size_t n, bool o) {
           return fmt::format("{} records, overflow={}", n, int(o));

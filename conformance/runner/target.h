@@ -52,6 +52,7 @@ public:
   virtual hw::RecordsOutcome hw_records() { no_hw(""); }
   // The iommufd vIOMMU layer above the unit (feature viommu).
   virtual hw::ViommuOutcome hw_viommu(const hwc::ViommuCall&) { no_hw(""); }
+  virtual hw::RecordsOutcome hw_vevents(const std::string&) { no_hw(""); }
 
 private:
   [[noreturn]] void no_hw(const std::string& area) const {

@@ -65,16 +65,22 @@ public:
     if (!o) throw TargetError("no vIOMMU or HWPT named " + c.object);
     return *o;
   }
-  hw::RecordsOutcome hw_records() override {
+  hw::RecordsOutcome hw_records() override { return first(hw().drain()); }
+  hw::RecordsOutcome hw_vevents(const std::string& viommu) override {
+    auto r = hw().vevents(viommu);
+    if (!r) throw TargetError("no vIOMMU named " + viommu);
+    return first(*r);
+  }
+
+private:
+  // The model reads as the first (complete) reading, each record as its first candidate.
+  static hw::RecordsOutcome first(const std::vector<hwc::RecordsReading>& readings) {
     hw::RecordsOutcome out;
-    const auto readings = hw().drain(); // the model reads as the first (complete) reading
     out.overflow = readings.front().overflow;
     for (const auto& may_be : readings.front().records)
       out.records.push_back(may_be.empty() ? std::vector<uint64_t>{} : may_be.front().record);
     return out;
   }
-
-private:
   hwc::HwModel& hw() {
     if (!hw_) throw TargetError("hw_reset first");
     return *hw_;

@@ -28,6 +28,9 @@ struct Key {
   bool global = false; // stage-1 leaf with nG = 0: matches every ASID
   uint64_t base = 0, size = 0;
   int level = 0; // of the descriptor: the leaf's level, or the table descriptor's level
+  // TG encoding of the granule the entry was inserted with (tg_of; a combined entry: tg for
+  // stage 1, tg2 for stage 2). 0: not known, so no TG-qualified TLBI is required to match it.
+  uint8_t tg = 0, tg2 = 0;
 };
 
 bool is_s1(Kind k) {
@@ -38,6 +41,23 @@ bool is_tlb(Kind k) {
 }
 bool is_leaf(Kind k) {
   return k == Kind::s1_leaf || k == Kind::s2_leaf || k == Kind::combined;
+}
+
+// [A] 4.4.1.1 TG: 0b01 4KB, 0b10 16KB, 0b11 64KB.
+uint8_t tg_of(Granule g) {
+  return g == Granule::g4k ? 1 : g == Granule::g16k ? 2 : 3;
+}
+Granule granule_of_tg(uint8_t tg) {
+  return tg == 1 ? Granule::g4k : tg == 2 ? Granule::g16k : Granule::g64k;
+}
+// [A] 4.4.1.1 TTL with TG = 16KB: "If SMMU_IDR5.DS == 1 then leaf entries at level 1 of a
+// 16KB Granule table. Otherwise Reserved, and hardware treats as TTL == 0b00". For
+// CERROR_ILL the model takes IDR5.DS = 0 (it has no LPA2, README.md), so TTL = 0b01 counts
+// as 0b00 there (SMMUV3.CMDQ.ill_range). For the scope it keeps TTL = 0b01: a level-1
+// scope (DS = 1) requires less than any level (DS = 0), and its alignment rule (Address
+// [35:12]) implies DS = 0's (Address[13:12]), so it is the weaker reading for both.
+uint8_t ill_ttl(uint8_t tg, uint8_t ttl) {
+  return tg == 2 && ttl == 1 ? 0 : ttl;
 }
 
 // Input range of a TLBI by address. TG = 0 (or no IDR3.RIL): the one address. Otherwise
@@ -57,12 +77,30 @@ Span tlbi_span(uint64_t addr, uint8_t tg, uint8_t scale, uint8_t num, bool ril) 
 bool overlaps(const Span& s, const Key& k) {
   return s.lo <= k.base + (k.size - 1) && k.base <= s.hi;
 }
-// TTL (with TG != 0) says the leaf's level: entries at other levels, and walk-cache entries,
-// are not required to go ([AA] TLBI "TTL hint"; the model takes the weaker reading, so an
-// implementation that invalidates them anyway conforms).
-bool ttl_ok(uint8_t tg, uint8_t ttl, const Key& k) {
-  if (tg == 0 || ttl == 0) return true;
-  return is_leaf(k.kind) && k.level == ttl;
+// [A] 4.4.1.1, for 64-bit descriptors: "the range of addresses that is invalidated is
+// UNPREDICTABLE" when Addr is not aligned to the entries TTL names (TTL = 0: the granule),
+// e.g. 4KB "If TTL == 0b10 and bits Address[20:12] are not all zero", 16KB "If TTL == 0b11
+// or 0b00 and bits Address[13:12] are not all zero". The weaker reading: such a command is
+// required to invalidate nothing (SMMUV3.TLBI.range_unaligned).
+bool range_base_aligned(uint64_t addr, uint8_t tg, uint8_t ttl) {
+  const unsigned shift = level_shift(granule_of_tg(tg), ttl == 0 ? 3 : ttl);
+  return (addr & (bit(shift) - 1)) == 0;
+}
+// The scope TG and TTL leave a range TLBI (TG != 0 with IDR3.RIL; [A] 4.4.1.1, the weaker
+// reading throughout, so an implementation that invalidates more conforms):
+//  - TG: "the SMMU is only required to invalidate TLB entries that were inserted using a
+//    Translation Granule that matches TG" (a combined entry: both stages' granules);
+//  - TTL: "only required to invalidate TLB entries that were inserted from a translation
+//    table walk level matching TTL"; with Leaf = 0 also "cached Table descriptors ... at
+//    levels between the start of the walk and the level before the last level given by TTL"
+//    (the note: TTL = 0b10 and Leaf = 0 removes level 0 and 1 table entries).
+// Clauses SMMUV3.TLBI.range_tg, SMMUV3.TLBI.range_ttl.
+bool range_scope_ok(uint64_t addr, uint8_t tg, uint8_t ttl, const Key& k, bool ril) {
+  if (tg == 0 || !ril) return true;
+  if (k.tg != tg || (k.kind == Kind::combined && k.tg2 != tg)) return false;
+  if (!range_base_aligned(addr, tg, ttl)) return false;
+  if (ttl == 0) return true;
+  return is_leaf(k.kind) ? k.level == ttl : k.level < ttl;
 }
 
 template <class C>
@@ -70,7 +108,8 @@ bool by_va(const C& c, const Key& k, bool asid_match, bool ril) {
   if (!is_s1(k.kind) || k.vmid != c.vmid || !asid_match) return false;
   // Leaf = 1: only entries for the last level (leaf) ([A] CMD_TLBI_NH_VA "Leaf").
   if (c.leaf && k.kind == Kind::s1_walk) return false;
-  return ttl_ok(c.tg, c.ttl, k) && overlaps(tlbi_span(c.addr, c.tg, c.scale, c.num, ril), k);
+  return range_scope_ok(c.addr, c.tg, c.ttl, k, ril) &&
+         overlaps(tlbi_span(c.addr, c.tg, c.scale, c.num, ril), k);
 }
 
 bool cfg_sid(const Key& k, uint32_t lo, uint32_t hi) {
@@ -109,7 +148,7 @@ bool covers(const Command& cmd, const Key& k, const Features& f) {
         if constexpr (std::is_same_v<T, CmdTlbiS2Ipa>) {
           if (k.kind != Kind::s2_leaf && k.kind != Kind::s2_walk) return false;
           if (k.vmid != c.vmid || (c.leaf && k.kind == Kind::s2_walk)) return false;
-          return ttl_ok(c.tg, c.ttl, k) &&
+          return range_scope_ok(c.addr, c.tg, c.ttl, k, f.range_inv) &&
                  overlaps(tlbi_span(c.addr, c.tg, c.scale, c.num, f.range_inv), k);
         }
         // NSNH_ALL: every Non-secure, non-Hyp entry, all VMIDs ([A] CMD_TLBI_NSNH_ALL).
@@ -118,6 +157,70 @@ bool covers(const Command& cmd, const Key& k, const Features& f) {
         return false;
       },
       cmd);
+}
+
+// ---- Rebuilt combined entries ----------------------------------------------------------------
+// A nested stream may build a combined stage-1+2 entry at any time from what it holds then:
+// a stage-1 translation (from the current tables, or a cached stage-1 leaf) and a stage-2
+// entry still cached, also after the tables changed ([A] 3.21.1: walks may use any entry not
+// yet invalidated; 4.4.3.1: CMD_TLBI_S2_IPA "is not required to invalidate structures
+// containing combined stage 1 and stage 2 information"). A stage-1 invalidation removes
+// such an entry for sure only if it is performed after one of its sources is gone: issued
+// after the CMD_SYNC that completed that source's invalidation ([AA] D8.17.6.1: "TLBI
+// IPAS2E1, Xt; DSB; TLBI VMALLE1" is the required sequence), or being that invalidation.
+// Times are the history's sequence numbers (Timeline). Clause SMMUV3.CACHE.combined_s2ipa.
+
+constexpr uint64_t kNever = ~uint64_t(0);
+
+// When the epoch that ended at `end` began: the write before it (0: the first epoch).
+uint64_t birth_of(const Timeline& t, uint64_t end) {
+  uint64_t b = 0;
+  for (uint64_t w : t.writes)
+    if (w < end) b = w;
+  return b;
+}
+
+// What a combined entry is built from, and while it was there: the current image (from the
+// write that began it on), or an entry cached from the image that ended at `end` (from the
+// write that began that image until the entry is surely gone).
+struct Source {
+  uint64_t birth = 0, death = kNever;
+  std::optional<Key> key; // a cached entry
+  uint64_t end = 0;
+};
+
+// A cached entry is surely gone right after the CMD_SYNC that completed the first covering
+// invalidation issued after its image ended.
+bool ends(const Source& s, const Logged& l, const Features& f) {
+  return s.key && l.issued > s.end && covers(l.cmd, *s.key, f);
+}
+Source cached_source(const Timeline& t, const Features& f, uint64_t end, const Key& k) {
+  Source s{birth_of(t, end), kNever, k, end};
+  for (const Logged& l : t.done)
+    if (ends(s, l, f)) s.death = std::min(s.death, l.synced + 1);
+  return s;
+}
+
+// Whether a combined entry kc built from a and b may still be cached: they were there
+// together, and no completed command covering kc was surely performed after the last moment
+// it could have been built.
+bool rebuilt_survives(const Timeline& t, const Features& f, const Source& a, const Source& b,
+                      const Key& kc) {
+  const uint64_t latest = std::min(a.death, b.death);
+  if (std::max(a.birth, b.birth) >= latest) return false; // never there together
+  for (const Logged& l : t.done)
+    if (covers(l.cmd, kc, f) && (ends(a, l, f) || ends(b, l, f) || l.issued >= latest))
+      return false;
+  return true;
+}
+
+// The key of a combined entry: [AA] D8.17 (RTVTYQ) "If the stage 1 translation information
+// contained in a single Block or Page has been collectively cached as one or more smaller
+// TLB entries ... then all entries containing that stage 1 information are invalidated", so
+// stage-1 scoped commands match it by the whole stage-1 leaf.
+Key combined_key(uint16_t vmid, uint16_t asid, const S1Entry& e, Granule g1, Granule g2) {
+  return Key{Kind::combined, 0,      0,       vmid,      asid,     !e.leaf.ng,
+             e.va_base,      e.size, e.level, tg_of(g1), tg_of(g2)};
 }
 
 // ---- Outcomes ------------------------------------------------------------------------------
@@ -151,7 +254,12 @@ hw::DmaOutcome config_event(EventType t, const hw::DmaRequest& r, uint64_t fetch
   EventRecord e;
   e.type = t;
   e.addr2 = fetch;
-  return event(e, r, false, fetch != 0);
+  hw::DmaOutcome o = event(e, r, false, fetch != 0);
+  // [A] 7.3.7: the F_STREAM_DISABLED record holds only the StreamID (no SSV or SubstreamID
+  // field), also for a transaction with SubstreamID 0 under S1DSS = 0b10
+  // (SMMUV3.STE.s1dss_ssid0).
+  if (t == EventType::f_stream_disabled) o.mask[0] = m_type | m_sid;
+  return o;
 }
 
 hw::DmaOutcome ok(uint64_t pa) {
@@ -245,75 +353,117 @@ bool s2_enabled(StreamConfig c) {
 
 // A stream's configuration as one image gives it: the STE, then (stage 1) the CD.
 struct SteResult {
-  std::optional<hw::DmaOutcome> stop; // the access ends here
-  std::string_view clause;
+  std::vector<Allowed> stop; // the access ends here, with one of these
+  bool fetched = false;      // read: cacheable whatever it holds (SMMUV3.CACHE.config_invalid)
+  bool valid = false;        // V = 1 and not ILLEGAL
   Ste ste{};
   std::optional<S2Config> s2;
   bool s1 = false;       // stage 1 translates this access (else bypassed)
   uint32_t cd_index = 0; // the CD it uses
+  bool end(hw::DmaOutcome o, std::string_view clause) {
+    stop.push_back({std::move(o), clause});
+    return false;
+  }
 };
 
-SteResult resolve_ste(const Memory& m, const Layout& lay, const Features& f,
-                      const hw::DmaRequest& r) {
-  SteResult s;
-  auto stop = [&](hw::DmaOutcome o, std::string_view clause) {
-    s.stop = std::move(o);
-    s.clause = clause;
-    return s;
-  };
+// Reads the STE of the access's StreamID. False when the access ends here.
+bool fetch_ste(const Memory& m, const Layout& lay, const hw::DmaRequest& r, SteResult& s) {
   // [A] "StreamID out of range": C_BAD_STREAMID ([QV] smmu_find_ste "sid >= 1 << log2size").
   if (r.sid >= bit(lay.strtab_log2))
-    return stop(config_event(EventType::c_bad_streamid, r), "SMMUV3.STE.sid_range");
+    return s.end(config_event(EventType::c_bad_streamid, r), "SMMUV3.STE.sid_range");
   const uint64_t addr = lay.strtab + uint64_t(r.sid) * 64;
   const auto w = read8(m, addr);
   // [A] F_STE_FETCH: the STE could not be read ([QV] smmu_get_ste "dma_memory_read" error).
-  if (!w) return stop(config_event(EventType::f_ste_fetch, r, addr), "SMMUV3.STE.fetch");
+  // [A] 3.21.3: such a structure "does not cause knowledge of the failure to be cached".
+  if (!w) return s.end(config_event(EventType::f_ste_fetch, r, addr), "SMMUV3.STE.fetch");
   s.ste = decode_ste(*w);
+  s.fetched = true;
+  return true;
+}
+
+// V, Config and the stages the implementation has. False when the access ends here.
+bool check_ste(const Features& f, const hw::DmaRequest& r, SteResult& s) {
   // [A] STE.V = 0: C_BAD_STE ([QV] decode_ste "if (!STE_VALID(ste))").
-  if (!s.ste.v) return stop(config_event(EventType::c_bad_ste, r), "SMMUV3.STE.valid");
+  if (!s.ste.v) return s.end(config_event(EventType::c_bad_ste, r), "SMMUV3.STE.valid");
   const auto cfg = s.ste.config;
   // [A] 5.2 STE.Config: 0b000 abort, and 0b001..0b011 behave as abort: no event ([QV]
   // STE_CFG_ABORT: every value without bit 2). 0b100 bypass. A stage the implementation
   // lacks (IDR0.S1P/S2P) is ILLEGAL: C_BAD_STE ([QV] decode_ste "not supported").
   const bool known = cfg == StreamConfig::bypass || cfg == StreamConfig::s1_trans ||
                      cfg == StreamConfig::s2_trans || cfg == StreamConfig::nested;
-  if (!known) return stop(aborted(), "SMMUV3.STE.abort");
   if ((s1_enabled(cfg) && !f.stage1) || (s2_enabled(cfg) && !f.stage2) ||
       (cfg == StreamConfig::nested && !f.nested))
-    return stop(config_event(EventType::c_bad_ste, r), "SMMUV3.STE.config");
+    return s.end(config_event(EventType::c_bad_ste, r), "SMMUV3.STE.config");
   if (s2_enabled(cfg)) {
     s.s2 = s2_config(s.ste);
-    if (!s.s2) return stop(config_event(EventType::c_bad_ste, r), "SMMUV3.STE.s2_config");
+    if (!s.s2) return s.end(config_event(EventType::c_bad_ste, r), "SMMUV3.STE.s2_config");
     if (!f.stage1) s.s2->vmid = s.ste.s2_vmid;
   }
-  if (!s1_enabled(cfg)) {
-    // [A] a SubstreamID on a stream whose stage 1 is off: C_BAD_SUBSTREAMID.
-    if (r.ssid) return stop(config_event(EventType::c_bad_substreamid, r), "SMMUV3.STE.ssid");
-    if (cfg == StreamConfig::bypass) return stop(ok(r.addr), "SMMUV3.STE.bypass");
-    return s;
-  }
+  s.valid = true;
+  if (!known) return s.end(aborted(), "SMMUV3.STE.abort");
+  return true;
+}
+
+// [A] 3.4: "When a stream selects an STE with STE.Config == 0b100 ... If the input address
+// of a transaction exceeds the size of the OAS, the transaction is terminated with an abort
+// and a stage 1 Address Size fault (F_ADDR_SIZE) is recorded"; 7.3.14: "If caused by stage 1
+// translation bypass ... CLASS == IN and S2 == 0". The OAS is IDR5.OAS, 32 to 56 bits (6.3.6):
+// unless the features give it, an address that fits some OAS and not another may do either.
+void bypass(const Features& f, const hw::DmaRequest& r, SteResult& s) {
+  const unsigned least = f.oas_bits ? f.oas_bits : 32, most = f.oas_bits ? f.oas_bits : 56;
+  if (r.addr < bit(most)) s.end(ok(r.addr), "SMMUV3.STE.bypass");
+  if (r.addr < bit(least)) return;
+  EventRecord e;
+  e.type = EventType::f_addr_size;
+  e.rnw = !r.write;
+  e.input_addr = r.addr;
+  e.event_class = class_in;
+  s.end(event(e, r, true, false), "SMMUV3.STE.bypass_oas");
+}
+
+// Which CD the access uses, or how it ends without one. False when the access ends here.
+bool select_cd(const hw::DmaRequest& r, SteResult& s) {
+  const auto cfg = s.ste.config;
+  // [A] a SubstreamID on a stream whose stage 1 is off: C_BAD_SUBSTREAMID.
+  if (!s1_enabled(cfg) && r.ssid)
+    return s.end(config_event(EventType::c_bad_substreamid, r), "SMMUV3.STE.ssid");
+  if (!s1_enabled(cfg)) return true;
   // Substreams ([A] STE.S1CDMax, STE.S1DSS): with S1CDMax = 0 every access uses CD 0 and a
   // SubstreamID is C_BAD_SUBSTREAMID; otherwise a SubstreamID >= 2^S1CDMax is
-  // C_BAD_SUBSTREAMID, and an access without one follows S1DSS: terminate
-  // (F_STREAM_DISABLED), bypass stage 1, or use CD 0.
+  // C_BAD_SUBSTREAMID, and an access without one follows S1DSS.
   if (r.ssid) {
     if (s.ste.s1_cd_max == 0 || *r.ssid >= bit(s.ste.s1_cd_max))
-      return stop(config_event(EventType::c_bad_substreamid, r), "SMMUV3.STE.ssid");
+      return s.end(config_event(EventType::c_bad_substreamid, r), "SMMUV3.STE.ssid");
+    // [A] 5.2 S1DSS 0b10: "Transactions that include a substream and select Substream 0 are
+    // terminated. An abort is reported to the device and the F_STREAM_DISABLED event is
+    // recorded"; 7.3.7 (the record has the StreamID only).
+    if (*r.ssid == 0 && s.ste.s1_dss == 2)
+      return s.end(config_event(EventType::f_stream_disabled, r), "SMMUV3.STE.s1dss_ssid0");
     s.cd_index = *r.ssid;
   } else if (s.ste.s1_cd_max != 0) {
     switch (s.ste.s1_dss) {
-    case 0:
-      return stop(config_event(EventType::f_stream_disabled, r), "SMMUV3.STE.s1dss");
-    case 1:
-      if (cfg == StreamConfig::s1_trans) return stop(ok(r.addr), "SMMUV3.STE.s1dss");
-      return s; // nested: stage 2 only
-    case 2:
+    case 1: // [A] 5.2 S1DSS 0b01: "Bypass stage 1 as though STE.Config == 0b1x0"
+      if (cfg == StreamConfig::s1_trans) return s.end(ok(r.addr), "SMMUV3.STE.s1dss");
+      return true; // nested: stage 2 only
+    case 2:        // "translated using the CD associated with Substream 0"
       break;
-    default:
-      return stop(config_event(EventType::c_bad_ste, r), "SMMUV3.STE.s1dss");
+    default: // 0b00 terminate; 0b11 "Reserved (behaves as 0b00)"
+      return s.end(config_event(EventType::f_stream_disabled, r), "SMMUV3.STE.s1dss_terminate");
     }
   }
   s.s1 = true;
+  return true;
+}
+
+SteResult resolve_ste(const Memory& m, const Layout& lay, const Features& f,
+                      const hw::DmaRequest& r) {
+  SteResult s;
+  if (!fetch_ste(m, lay, r, s) || !check_ste(f, r, s)) return s;
+  if (s.ste.config == StreamConfig::bypass && !r.ssid) {
+    bypass(f, r, s);
+    return s;
+  }
+  select_cd(r, s);
   return s;
 }
 
@@ -338,15 +488,83 @@ CdResult decode_cd_words(const std::array<uint64_t, 8>& w, const hw::DmaRequest&
   return c;
 }
 
+// The CD at index idx of the stream's CD table as image m holds it, when it can be cached
+// from there: [A] 3.21.3 "A CD is reachable if it is within the table given by the base and
+// size indicated by a valid stage 1 S1ContextPtr and S1CDMax of a valid STE"; "permitted to
+// cache any successfully fetched or prefetched configuration structure, whether marked as
+// valid or not" (a CD whose fetch, or whose stage-2 translation, fails caches nothing).
+// Clause SMMUV3.CACHE.config_invalid.
+std::optional<CdResult> cacheable_cd(const Memory& m, const Layout& lay, const Features& f,
+                                     const hw::DmaRequest& r, uint32_t idx) {
+  SteResult s;
+  if (!fetch_ste(m, lay, r, s) || !check_ste(f, r, s) || !s1_enabled(s.ste.config))
+    return std::nullopt;
+  if (s.ste.s1_cd_max == 0 ? idx != 0 : idx >= bit(s.ste.s1_cd_max)) return std::nullopt;
+  uint64_t addr = s.ste.s1_context_ptr + uint64_t(idx) * 64;
+  if (s.s2) {
+    const Walk t = walk_s2(m, *s.s2, addr, Access{addr, false, false, true});
+    if (t.fault) return std::nullopt;
+    addr = t.pa;
+  }
+  const auto w = read8(m, addr);
+  if (!w) return std::nullopt;
+  return decode_cd_words(*w, r);
+}
+
 } // namespace
 
 // ---- Commands --------------------------------------------------------------------------------
 
+namespace {
+
+// [A] 4.1.6: "A command on the Non-secure Command queue with SSec == 1 is ILLEGAL, regardless
+// of whether Secure state is supported, and raises CERROR_ILL" (the model's queue is the
+// Non-secure one; [QV] smmuv3_cmdq_consume checks CMD_SSEC). Every command struct with an
+// SSec field (format.h) is checked. Clause SMMUV3.CMDQ.ill_ssec.
+bool names_secure_stream(const Command& c) {
+  return std::visit(
+      [](const auto& x) {
+        if constexpr (requires { x.ssec; })
+          return bool(x.ssec);
+        else
+          return false;
+      },
+      c);
+}
+
+// [A] 4.4.1.1 (with IDR3.RIL): "The parameter combination of NUM == 0, SCALE == 0 and TTL =
+// 0b00 is Reserved. Use of this Reserved combination of parameters causes CERROR_ILL"; TG =
+// 16KB with TTL = 0b01 counts as TTL = 0b00 (ill_ttl: "a TLBI configured with TG ==
+// 0b10 and TTL == 0b01, raises a CERROR_ILL"). [L] arm-smmu-v3.c:2192-2195 avoids it.
+// Clause SMMUV3.CMDQ.ill_range.
+bool reserved_range(const Command& c, const Features& f) {
+  if (!f.range_inv) return false; // TG, NUM, SCALE, TTL are RES0 ([A] 4.4.1.1)
+  return std::visit(
+      [](const auto& x) {
+        if constexpr (requires { x.ttl; }) // NH_VA, NH_VAA, EL2_VA, EL2_VAA, S2_IPA
+          return x.tg != 0 && x.num == 0 && x.scale == 0 && ill_ttl(x.tg, x.ttl) == 0;
+        else
+          return false;
+      },
+      c);
+}
+
+} // namespace
+
 std::string_view command_error(const Command& c, const Features& f) {
-  // [A] "Command errors": an unknown opcode, or a command for a feature the implementation
-  // lacks, is CERROR_ILL ([QV] smmuv3_cmdq_consume: default case and the stage checks
-  // "cmd_error = SMMU_CERROR_ILL"; [L] arm_smmu_cmdq_skip_err names CERROR_ILL = 1).
+  // [A] 4.1.3 "A Command queue CERROR_ILL error occurs when: A Reserved command opcode is
+  // encountered" (4.1.1 lists them); the model decodes every opcode it does not know to
+  // CmdUnknown, among them the Secure-only CMD_TLBI_EL3_VA (0x1A), CMD_TLBI_S_* (0x50-0x5A)
+  // and CMD_TLBI_SNH_ALL (0x60), "CERROR_ILL when used on the Non-secure Command queue"
+  // (4.4.2.6, 4.4.2.11-14, 4.4.3.3-4, 4.4.4.2). [QV] smmuv3_cmdq_consume default case;
+  // [L] arm_smmu_cmdq_skip_err names CERROR_ILL = 1. SMMUV3.CMDQ.ill_opcode, ill_secure_only.
   if (std::holds_alternative<CmdUnknown>(c)) return "CERROR_ILL";
+  // [A] 4.4.2.5 CMD_TLBI_EL3_ALL: "valid only on the Secure Command queue, otherwise a
+  // CERROR_ILL is raised" (QEMU smmuv3.c ignores it). SMMUV3.CMDQ.ill_secure_only.
+  if (std::holds_alternative<CmdTlbiEl3All>(c)) return "CERROR_ILL";
+  if (names_secure_stream(c) || reserved_range(c, f)) return "CERROR_ILL";
+  // [A] 4.4.3.1-2: "When issued on an SMMU without stage 2 support, a CERROR_ILL is raised";
+  // 4.4.2: the NH commands "On a stage 2-only SMMU, they result in CERROR_ILL".
   if ((std::holds_alternative<CmdTlbiS2Ipa>(c) || std::holds_alternative<CmdTlbiS12Vmall>(c)) &&
       !f.stage2)
     return "CERROR_ILL";
@@ -354,11 +572,11 @@ std::string_view command_error(const Command& c, const Features& f) {
        std::holds_alternative<CmdTlbiNhVa>(c) || std::holds_alternative<CmdTlbiNhVaa>(c)) &&
       !f.stage1)
     return "CERROR_ILL";
+  // [A] 4.4.2.7-10: "When SMMU_IDR0.Hyp == 0, this command causes a CERROR_ILL".
   const bool el2 =
       std::holds_alternative<CmdTlbiEl2All>(c) || std::holds_alternative<CmdTlbiEl2Asid>(c) ||
       std::holds_alternative<CmdTlbiEl2Va>(c) || std::holds_alternative<CmdTlbiEl2Vaa>(c);
   if (el2 && !f.hyp) return "CERROR_ILL";
-  if (std::holds_alternative<CmdTlbiEl3All>(c)) return "CERROR_ILL"; // Secure only
   return "";
 }
 
@@ -370,7 +588,23 @@ Machine::Machine(Layout layout, Features features)
       }()) {}
 
 bool Machine::write(std::span<const hw::Write> ws) {
-  return hist_.write(ws);
+  const size_t before = hist_.stale().size();
+  if (!hist_.write(ws)) return false;
+  if (hist_.stale().size() != before) { // memory changed: an epoch ended at this number
+    seq_ = hist_.stale().back().end;
+    time_.writes.push_back(seq_);
+  }
+  return true;
+}
+
+// [A] CMD_SYNC completes every command consumed before it.
+void Machine::sync() {
+  hist_.complete();
+  for (Logged& l : pending_) {
+    l.synced = seq_;
+    time_.done.push_back(std::move(l));
+  }
+  pending_.clear();
 }
 
 hw::QueueOutcome Machine::run(std::span<const Cmd2> cmds) {
@@ -378,37 +612,56 @@ hw::QueueOutcome Machine::run(std::span<const Cmd2> cmds) {
   for (size_t k = 0; k < cmds.size(); ++k) {
     const Command c = decode_command(cmds[k]);
     if (auto e = command_error(c, features_); !e.empty()) {
-      // [A] the queue stops: CONS indexes the failing command, GERROR.CMDQ_ERR, CERROR;
-      // commands before it were consumed, it and later ones were not.
+      // [A] 4.1.3, 7.1: the queue stops: CONS indexes the failing command, GERROR.CMDQ_ERR,
+      // CERROR; commands before it were consumed, it and later ones were not
+      // (SMMUV3.CMDQ.error_stop).
       error_ = std::string(e);
       rest_.assign(cmds.begin() + k + 1, cmds.end());
       out.error = error_;
-      return out;
+      break;
     }
-    // [A] CMD_SYNC completes every command consumed before it.
-    if (std::holds_alternative<CmdSync>(c))
-      hist_.complete();
-    else
-      hist_.issue(c);
+    if (std::holds_alternative<CmdSync>(c)) {
+      sync();
+    } else {
+      hist_.issue(c); // numbered seq_ + 1 by the history
+      pending_.push_back({c, ++seq_, 0});
+    }
     ++out.consumed;
   }
-  // An epoch is dead once completed invalidations issued after it cover every entry it could
-  // have filled. Decided through covers() itself, on sample keys at the extremes of every
-  // tag (so a command that misses any of them, e.g. one scoped to a VMID, keeps the epoch).
+  prune();
+  return out;
+}
+
+// An epoch is dead once completed invalidations issued after it cover every entry it could
+// have filled, rebuilt combined entries included. Decided through covers() itself, on sample
+// keys at the extremes of every tag (so a command that misses any of them, e.g. one scoped to
+// a VMID, keeps the epoch).
+void Machine::prune() {
   hist_.prune([&](size_t i) {
-    std::vector<Key> samples;
-    for (Kind k : {Kind::ste, Kind::cd, Kind::s1_leaf, Kind::s1_walk, Kind::s2_leaf, Kind::s2_walk,
-                   Kind::combined})
-      for (uint32_t id : {0u, 0xffffffffu})
-        for (uint16_t tag : {uint16_t(0), uint16_t(0xffff)})
-          for (uint64_t base : {uint64_t(0), uint64_t(0xfffffffff000)})
-            samples.push_back(Key{k, id, id, tag, tag, false, base, 0x1000, 3});
-    for (const Key& k : samples)
-      if (hist_.survives(i, [&](const Command& c) { return covers(c, k, features_); }))
-        return false;
+    for (uint32_t id : {0u, 0xffffffffu})
+      for (uint16_t tag : {uint16_t(0), uint16_t(0xffff)})
+        for (uint64_t base : {uint64_t(0), uint64_t(0xfffffffff000)}) {
+          auto sample = [&](Kind k) { return Key{k, id, id, tag, tag, false, base, 0x1000, 3}; };
+          for (Kind k : {Kind::ste, Kind::cd, Kind::s1_leaf, Kind::s1_walk, Kind::s2_leaf,
+                         Kind::s2_walk, Kind::combined})
+            if (hist_.survives(i,
+                               [&](const Command& c) { return covers(c, sample(k), features_); }))
+              return false;
+          // A rebuilt combined entry may outlive its stage-2 source (any stage 1, any time).
+          const Source b =
+              cached_source(time_, features_, hist_.stale()[i].end, sample(Kind::s2_leaf));
+          if (rebuilt_survives(time_, features_, Source{}, b, sample(Kind::combined))) return false;
+        }
     return true;
   });
-  return out;
+  // Completed commands issued before the oldest epoch ended cover none of its entries and
+  // cannot be the last word on a rebuilt one (rebuilt_survives); keep the write that began
+  // the oldest epoch (its birth) and every later one.
+  const uint64_t oldest = hist_.stale().empty() ? seq_ + 1 : hist_.stale().front().end;
+  std::erase_if(time_.done, [&](const Logged& l) { return l.issued < oldest; });
+  auto first = std::lower_bound(time_.writes.begin(), time_.writes.end(), oldest);
+  if (first != time_.writes.begin()) --first;
+  time_.writes.erase(time_.writes.begin(), first);
 }
 
 hw::QueueOutcome Machine::submit(std::span<const Cmd2> cmds) {
@@ -417,13 +670,21 @@ hw::QueueOutcome Machine::submit(std::span<const Cmd2> cmds) {
   return run(cmds);
 }
 
+// [L] __arm_smmu_cmdq_skip_err (arm-smmu-v3.c:391-447) writes a CMD_SYNC over the command at
+// CONS ("Convert the erroneous command into a CMD_SYNC") and arm_smmu_gerror_handler
+// acknowledges GERROR; [A] 7.1: "Commands at or after the CMDQ_CONS.RD position are fetched
+// or re-fetched after command processing is restarted", so that CMD_SYNC is consumed (and
+// counted) first, then the rest of the stopped submission.
+// Clause SMMUV3.CMDQ.resume.
 hw::QueueOutcome Machine::resume() {
   if (!stopped()) return {};
   error_.clear();
-  hist_.complete(); // the failing command, now CMD_SYNC ([L] arm_smmu_cmdq_skip_err)
+  sync(); // the replacing CMD_SYNC
   const std::vector<Cmd2> rest = std::move(rest_);
   rest_.clear();
-  return run(rest);
+  hw::QueueOutcome out = run(rest);
+  ++out.consumed;
+  return out;
 }
 
 // ---- Device accesses -------------------------------------------------------------------------
@@ -433,7 +694,6 @@ namespace {
 // One image's view of a stream, for the cache rules: its configuration and, when it
 // translates, the fresh walk there (what could have been cached from it).
 struct EpochView {
-  bool valid = false;
   Ste ste{};
   std::optional<Cd> cd;
   std::optional<S1Config> s1;
@@ -449,11 +709,10 @@ uint16_t vmid_of(const Ste& ste, const Features& f) {
 EpochView view(const Memory& m, const Layout& lay, const Features& f, const hw::DmaRequest& r) {
   EpochView v;
   const SteResult s = resolve_ste(m, lay, f, r);
-  if (s.stop) return v;
+  if (!s.stop.empty()) return v;
   v.ste = s.ste;
   v.s2 = s.s2;
   v.vmid = vmid_of(s.ste, f);
-  v.valid = true;
   if (!s.s1) return v;
   uint64_t cd_addr = s.ste.s1_context_ptr + uint64_t(s.cd_index) * 64;
   if (s.s2) {
@@ -497,9 +756,9 @@ uint64_t span_of(Granule g, int level) {
 
 class Lookup {
 public:
-  Lookup(const CacheHistory<Command>& h, const Layout& lay, const Features& f,
+  Lookup(const CacheHistory<Command>& h, const Timeline& t, const Layout& lay, const Features& f,
          const hw::DmaRequest& r)
-      : h_(h), lay_(lay), f_(f), r_(r) {
+      : h_(h), t_(t), lay_(lay), f_(f), r_(r) {
     views_.reserve(h.stale().size());
     for (const auto& e : h.stale())
       views_.push_back(view(e.mem, lay, f, r));
@@ -507,18 +766,20 @@ public:
 
   std::vector<Allowed> run() {
     const SteResult cur = resolve_ste(h_.memory(), lay_, f_, r_);
-    if (cur.stop)
-      add(*cur.stop, cur.clause);
-    else
-      with_ste(cur, "");
-    // Cached STEs of earlier images ([A] configuration cache; only valid STEs are cached).
+    for (const Allowed& a : cur.stop)
+      add(a.outcome, a.clause);
+    if (cur.stop.empty()) with_ste(cur, "");
+    // Cached STEs of earlier images: [A] 3.21.3 "Any STE ... within the STE table ... can be
+    // fetched and cached", "whether marked as valid or not" (V = 0 or ILLEGAL: C_BAD_STE).
     for (size_t i = 0; i < views_.size(); ++i) {
-      if (!views_[i].valid || !survives(i, ste_key())) continue;
+      if (!survives(i, ste_key())) continue;
       const SteResult s = resolve_ste(image(i), lay_, f_, r_);
-      if (s.stop)
-        add(*s.stop, "SMMUV3.CACHE.config");
-      else
-        with_ste(s, "SMMUV3.CACHE.config");
+      if (!s.fetched) continue; // a failed fetch is not cached
+      const std::string_view clause =
+          s.valid ? "SMMUV3.CACHE.config" : "SMMUV3.CACHE.config_invalid";
+      for (const Allowed& a : s.stop)
+        add(a.outcome, clause);
+      if (s.stop.empty()) with_ste(s, clause);
     }
     return std::move(out_);
   }
@@ -570,10 +831,20 @@ private:
       else
         translate_s1(s, c.cd, c.s1, cached);
     }
+    cached_cds(s);
+  }
+
+  // CDs of this (StreamID, SubstreamID) cached from earlier images, valid or not ([A]
+  // 3.21.3, cacheable_cd): an invalid one gives C_BAD_CD.
+  void cached_cds(const SteResult& s) {
     for (size_t i = 0; i < views_.size(); ++i) {
-      const EpochView& v = views_[i];
-      if (!v.cd || !survives(i, cd_key(s.cd_index))) continue;
-      translate_s1(s, *v.cd, *v.s1, "SMMUV3.CACHE.config");
+      if (!survives(i, cd_key(s.cd_index))) continue;
+      const auto c = cacheable_cd(image(i), lay_, f_, r_, s.cd_index);
+      if (!c) continue;
+      if (c->stop)
+        add(*c->stop, "SMMUV3.CACHE.config_invalid");
+      else
+        translate_s1(s, c->cd, c->s1, "SMMUV3.CACHE.config");
     }
   }
 
@@ -613,14 +884,15 @@ private:
       const EpochView& v = views_[i];
       if (!v.s2 || v.vmid != vmid || !same_s2_geometry(*v.s2, s2)) continue;
       const Walk old = walk_s2_from(image(i), *v.s2, ipa, a, std::nullopt);
+      const uint8_t tg = tg_of(s2.granule);
       if (old.s2_entry &&
           survives(i, Key{Kind::s2_leaf, 0, 0, vmid, 0, false, old.s2_entry->ipa_base,
-                          old.s2_entry->size, old.s2_entry->level}))
+                          old.s2_entry->size, old.s2_entry->level, tg}))
         out.push_back(s2_entry_result(s2, *old.s2_entry, ipa, a));
       for (const WalkFrom& t : old.s2_tables) {
         const uint64_t span = span_of(s2.granule, t.level - 1);
-        if (survives(
-                i, Key{Kind::s2_walk, 0, 0, vmid, 0, false, ipa & ~(span - 1), span, t.level - 1}))
+        if (survives(i, Key{Kind::s2_walk, 0, 0, vmid, 0, false, ipa & ~(span - 1), span,
+                            t.level - 1, tg}))
           out.push_back(walk_s2_from(h_.memory(), s2, ipa, a, t));
       }
     }
@@ -635,79 +907,144 @@ private:
           pick(cached, k == 0 ? fault_clause(opts[k]) : "SMMUV3.CACHE.s2"));
   }
 
+  // The stage-1 side of one STE and CD candidate pair.
+  struct S1Ctx {
+    const SteResult& s;
+    const Cd& cd;
+    const S1Config& s1;
+    std::string_view cached;
+    Access a;
+    uint16_t vmid = 0;
+    std::optional<S2Translate> tr; // nested: stage 2 for the stage-1 table addresses
+  };
+
   void translate_s1(const SteResult& s, const Cd& cd, const S1Config& s1, std::string_view cached) {
-    const Access a = access_of(r_);
-    const uint16_t vmid = vmid_of(s.ste, f_);
-    std::optional<S2Translate> tr;
+    S1Ctx x{s, cd, s1, cached, access_of(r_), vmid_of(s.ste, f_), std::nullopt};
     if (s.s2) {
       const S2Config s2 = *s.s2;
-      tr = [this, s2, vmid](uint64_t ipa, const Access& ra, std::vector<Walk>& o) {
+      const uint16_t vmid = x.vmid;
+      x.tr = [this, s2, vmid](uint64_t ipa, const Access& ra, std::vector<Walk>& o) {
         s2_options(s2, vmid, ipa, ra, o);
       };
     }
-    // Through stage 2 (nested) or not: each stage-1 result gives its outcome(s).
-    auto finish = [&](const Walk& w1, std::string_view clause) {
-      if (w1.fault || !s.s2) {
-        add(walk_outcome(w1, s.ste, &cd, r_), pick(cached, clause));
-        return;
-      }
-      std::vector<Walk> opts;
-      s2_options(*s.s2, vmid, w1.pa, a, opts);
-      for (size_t k = 0; k < opts.size(); ++k) {
-        const Walk w = combine_nested(w1, opts[k]);
-        add(walk_outcome(w, s.ste, &cd, r_),
-            pick(cached, k == 0 ? clause : std::string_view("SMMUV3.CACHE.s2")));
-      }
-    };
     std::vector<Walk> fresh;
-    walk_s1_from(h_.memory(), s1, tr ? &*tr : nullptr, a, std::nullopt, fresh);
+    walk_s1_from(h_.memory(), s1, x.tr ? &*x.tr : nullptr, x.a, std::nullopt, fresh);
     for (const Walk& w : fresh)
-      finish(w, w.fault ? fault_clause(w) : "SMMUV3.WALK.translate");
-    // Surviving stage-1 entries of earlier images with the same tags ([A] TLB tagging:
-    // VMID, ASID unless the entry is global).
-    for (size_t i = 0; i < views_.size(); ++i) {
-      const EpochView& v = views_[i];
-      if (!v.s1 || v.vmid != vmid || !same_s1_geometry(*v.s1, s1)) continue;
-      if (v.s2.has_value() != s.s2.has_value()) continue;
-      const Walk& old = v.s1_walk;
-      if (old.s1_entry) {
-        const S1Entry& e = *old.s1_entry;
-        const bool global = !e.leaf.ng;
-        if (global || v.asid == cd.asid) {
-          const Key k{Kind::s1_leaf, 0, 0, vmid, v.asid, global, e.va_base, e.size, e.level};
-          if (survives(i, k)) finish(s1_entry_result(s1, e, a), "SMMUV3.CACHE.tlb");
-          // A combined stage-1+2 entry ([A] "combined" TLB entries; [AA]): the old image's
-          // whole translation, removed by stage-1 scoped commands and S12_VMALL only.
-          if (s.s2 && !old.fault && v.s2) {
-            const Walk t = walk_s2_from(image(i), *v.s2, old.pa, a, std::nullopt);
-            if (t.s2_entry) {
-              const uint64_t size = std::min(e.size, t.s2_entry->size);
-              const Key kc{Kind::combined,        0,    0,      vmid, v.asid, global,
-                           r_.addr & ~(size - 1), size, e.level};
-              if (survives(i, kc)) {
-                const Walk w = combine_nested(s1_entry_result(s1, e, a),
-                                              s2_entry_result(*s.s2, *t.s2_entry, old.pa, a));
-                add(walk_outcome(w, s.ste, &cd, r_), "SMMUV3.CACHE.combined");
-              }
-            }
-          }
-        }
-      }
-      if (v.asid != cd.asid) continue; // walk-cache entries are ASID-tagged
-      for (const WalkFrom& t : old.s1_tables) {
-        const uint64_t span = span_of(s1.granule, t.level - 1);
-        const Key k{Kind::s1_walk,         0,    0,          vmid, v.asid, false,
-                    r_.addr & ~(span - 1), span, t.level - 1};
-        if (!survives(i, k)) continue;
-        std::vector<Walk> ws;
-        walk_s1_from(h_.memory(), s1, tr ? &*tr : nullptr, a, t, ws);
-        for (const Walk& w : ws)
-          finish(w, "SMMUV3.CACHE.walk");
-      }
+      finish(x, w, w.fault ? fault_clause(w) : "SMMUV3.WALK.translate");
+    for (size_t i = 0; i < views_.size(); ++i)
+      stale_s1(x, i);
+    if (s.s2) rebuilt_combined(x, fresh);
+  }
+
+  // Through stage 2 (nested) or not: each stage-1 result gives its outcome(s).
+  void finish(const S1Ctx& x, const Walk& w1, std::string_view clause) {
+    if (w1.fault || !x.s.s2) {
+      add(walk_outcome(w1, x.s.ste, &x.cd, r_), pick(x.cached, clause));
+      return;
+    }
+    std::vector<Walk> opts;
+    s2_options(*x.s.s2, x.vmid, w1.pa, x.a, opts);
+    for (size_t k = 0; k < opts.size(); ++k) {
+      const Walk w = combine_nested(w1, opts[k]);
+      add(walk_outcome(w, x.s.ste, &x.cd, r_),
+          pick(x.cached, k == 0 ? clause : std::string_view("SMMUV3.CACHE.s2")));
     }
   }
 
+  // Surviving stage-1 entries of earlier image i with the same tags ([A] TLB tagging: VMID,
+  // ASID unless the entry is global; [A] 4.4.1.1: the granule it was inserted with).
+  void stale_s1(const S1Ctx& x, size_t i) {
+    const EpochView& v = views_[i];
+    if (!v.s1 || v.vmid != x.vmid || !same_s1_geometry(*v.s1, x.s1)) return;
+    if (v.s2.has_value() != x.s.s2.has_value()) return;
+    const Walk& old = v.s1_walk;
+    if (old.s1_entry && (!old.s1_entry->leaf.ng || v.asid == x.cd.asid)) stale_s1_leaf(x, i);
+    if (v.asid != x.cd.asid) return; // walk-cache entries are ASID-tagged
+    for (const WalkFrom& t : old.s1_tables) {
+      const uint64_t span = span_of(x.s1.granule, t.level - 1);
+      const Key k{
+          Kind::s1_walk,      0, 0, x.vmid, v.asid, false, r_.addr & ~(span - 1), span, t.level - 1,
+          tg_of(x.s1.granule)};
+      if (!survives(i, k)) continue;
+      std::vector<Walk> ws;
+      walk_s1_from(h_.memory(), x.s1, x.tr ? &*x.tr : nullptr, x.a, t, ws);
+      for (const Walk& w : ws)
+        finish(x, w, "SMMUV3.CACHE.walk");
+    }
+  }
+
+  void stale_s1_leaf(const S1Ctx& x, size_t i) {
+    const EpochView& v = views_[i];
+    const Walk& old = v.s1_walk;
+    const S1Entry& e = *old.s1_entry;
+    const bool global = !e.leaf.ng;
+    const Key k{Kind::s1_leaf, 0,         0,      x.vmid,  v.asid,
+                global,        e.va_base, e.size, e.level, tg_of(x.s1.granule)};
+    if (survives(i, k)) finish(x, s1_entry_result(x.s1, e, x.a), "SMMUV3.CACHE.tlb");
+    // A combined stage-1+2 entry ([A] "combined" TLB entries; [AA]): the old image's whole
+    // translation, removed by stage-1 scoped commands and S12_VMALL only.
+    if (!x.s.s2 || old.fault || !v.s2) return;
+    const Walk t = walk_s2_from(image(i), *v.s2, old.pa, x.a, std::nullopt);
+    if (!t.s2_entry) return;
+    const Key kc = combined_key(x.vmid, v.asid, e, x.s1.granule, x.s.s2->granule);
+    if (!survives(i, kc)) return;
+    const Walk w = combine_nested(s1_entry_result(x.s1, e, x.a),
+                                  s2_entry_result(*x.s.s2, *t.s2_entry, old.pa, x.a));
+    add(walk_outcome(w, x.s.ste, &x.cd, r_), "SMMUV3.CACHE.combined");
+  }
+
+  // A stage-1 translation a combined entry could be built from: the current image's (the
+  // fresh walks), or a stage-1 leaf cached from stale image j (while it stayed cached).
+  struct S1Source {
+    const Walk* walk;
+    uint16_t asid;
+    Source when;
+  };
+
+  // Combined entries built from a stage-2 entry of an earlier image while it was still
+  // cached, possibly after that image ended (rebuilt_survives, SMMUV3.CACHE.combined_s2ipa).
+  void rebuilt_combined(const S1Ctx& x, const std::vector<Walk>& fresh) {
+    std::vector<S1Source> from;
+    const uint64_t now = t_.writes.empty() ? 0 : t_.writes.back();
+    for (const Walk& w : fresh)
+      from.push_back({&w, x.cd.asid, Source{now, kNever, std::nullopt, 0}});
+    for (size_t j = 0; j < views_.size(); ++j) {
+      const EpochView& v = views_[j];
+      if (!v.s1 || !v.s2 || v.vmid != x.vmid || !same_s1_geometry(*v.s1, x.s1)) continue;
+      if (!v.s1_walk.s1_entry) continue;
+      const S1Entry& e = *v.s1_walk.s1_entry;
+      const Key k{Kind::s1_leaf, 0,         0,      x.vmid,  v.asid,
+                  !e.leaf.ng,    e.va_base, e.size, e.level, tg_of(x.s1.granule)};
+      from.push_back({&v.s1_walk, v.asid, cached_source(t_, f_, h_.stale()[j].end, k)});
+    }
+    for (const S1Source& src : from) {
+      const Walk& w = *src.walk;
+      if (w.fault || !w.s1_entry || (w.s1_entry->leaf.ng && src.asid != x.cd.asid)) continue;
+      for (size_t i = 0; i < views_.size(); ++i)
+        rebuilt_from(x, src, i);
+    }
+  }
+
+  void rebuilt_from(const S1Ctx& x, const S1Source& src, size_t i) {
+    const EpochView& v = views_[i];
+    if (!v.s2 || v.vmid != x.vmid || !same_s2_geometry(*v.s2, *x.s.s2)) return;
+    const uint64_t ipa = src.walk->pa; // stage-1 output
+    const Walk t = walk_s2_from(image(i), *v.s2, ipa, x.a, std::nullopt);
+    if (!t.s2_entry) return;
+    const S2Entry& b = *t.s2_entry;
+    const Key kb{Kind::s2_leaf, 0,          0,      x.vmid,  0,
+                 false,         b.ipa_base, b.size, b.level, tg_of(x.s.s2->granule)};
+    const Key kc =
+        combined_key(x.vmid, src.asid, *src.walk->s1_entry, x.s1.granule, x.s.s2->granule);
+    if (!rebuilt_survives(t_, f_, src.when, cached_source(t_, f_, h_.stale()[i].end, kb), kc))
+      return;
+    const Walk w = combine_nested(s1_entry_result(x.s1, *src.walk->s1_entry, x.a),
+                                  s2_entry_result(*x.s.s2, b, ipa, x.a));
+    add(walk_outcome(w, x.s.ste, &x.cd, r_), "SMMUV3.CACHE.combined_s2ipa");
+  }
+
   const CacheHistory<Command>& h_;
+  const Timeline& t_;
   const Layout& lay_;
   const Features& f_;
   const hw::DmaRequest& r_;
@@ -718,7 +1055,7 @@ private:
 } // namespace
 
 std::vector<Allowed> Machine::dma(const hw::DmaRequest& r) const {
-  return Lookup(hist_, layout_, features_, r).run();
+  return Lookup(hist_, time_, layout_, features_, r).run();
 }
 
 void Machine::after_dma(const hw::DmaRequest& r, const std::vector<Allowed>& allowed,

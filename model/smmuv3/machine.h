@@ -7,12 +7,16 @@
 // Caches (core/history.h for the epoch rule). What may be cached, each with its tags
 // (SMMUv3 "Configuration and translation lookup" / "TLB tagging"; Arm ARM D8 "TLB
 // maintenance"; cited again in machine.cpp at each rule):
-//   STE (by StreamID), CD (by StreamID, SubstreamID): valid structures only;
-//   stage-1 TLB entries and stage-1 walk-cache entries (VMID, ASID or global, VA);
-//   stage-2 TLB and walk-cache entries (VMID, IPA); combined stage-1+2 entries (VMID, ASID,
-//   VA); entries are filled only from valid descriptors with AF set (or AFFD).
+//   STE (by StreamID), CD (by StreamID, SubstreamID): any reachable structure that was
+//   read, valid or not (IHI 0070 3.21.3);
+//   stage-1 TLB entries and stage-1 walk-cache entries (VMID, ASID or global, VA, granule);
+//   stage-2 TLB and walk-cache entries (VMID, IPA, granule); combined stage-1+2 entries
+//   (VMID, ASID, VA), also rebuilt later from a stage-2 entry still cached then; TLB
+//   entries are filled only from valid descriptors with AF set (or AFFD).
 // Model limits (see README.md "Machine"): linear stream and CD tables only; entries cached
-// during an epoch come from that epoch's image alone; no ATS/ATC, stalls or PRI.
+// during an epoch come from that epoch's image alone (except rebuilt combined entries: a
+// stage-2 leaf still cached, with the current stage-1 tables or a stage-1 leaf still
+// cached); no ATS/ATC, stalls or PRI.
 #pragma once
 
 #include "core/history.h"
@@ -45,12 +49,27 @@ struct Features {
   bool nested = true;    // both, and STE.Config = 0b111 accepted
   bool range_inv = true; // IDR3.RIL
   bool hyp = false;      // IDR0.HYP: the EL2 TLBI commands are legal
+  // IDR5.OAS in bits (32..56, IHI 0070 6.3.6); 0: not given, so every size is possible.
+  // Only the bypass check uses it (machine.cpp bypass_outcomes).
+  unsigned oas_bits = 0;
 };
 
 // One member of an allowed set, and the clause that allows it.
 struct Allowed {
   hw::DmaOutcome outcome;
   std::string_view clause;
+};
+
+// A consumed invalidation with the history's sequence numbers (core/history.h): when it was
+// issued and, once a CMD_SYNC completed it, the last number given out before that SYNC.
+struct Logged {
+  Command cmd;
+  uint64_t issued = 0, synced = 0;
+};
+// What the rebuilt-combined rule (machine.cpp) reads besides the cache history.
+struct Timeline {
+  std::vector<uint64_t> writes; // sequence numbers of the writes that changed memory
+  std::vector<Logged> done;     // completed invalidations, oldest first
 };
 
 class Machine {
@@ -68,7 +87,8 @@ public:
   // illegal, where the queue stops (CONS at it, GERROR.CMDQ_ERR).
   hw::QueueOutcome submit(std::span<const Cmd2> cmds);
   // After an error: the failing command becomes CMD_SYNC (Linux arm_smmu_cmdq_skip_err),
-  // the error is acknowledged and the rest of the stopped submission is consumed.
+  // the error is acknowledged and consumption restarts at it: consumed counts that CMD_SYNC
+  // and the rest of the stopped submission.
   hw::QueueOutcome resume();
   bool stopped() const { return !error_.empty(); }
 
@@ -93,7 +113,12 @@ private:
   std::vector<Cmd2> rest_;   // commands after the failing one
   std::vector<Queued> evtq_; // undrained events
   bool overflow_ = false;    // EVTQ_PROD.OVFLG != EVTQ_CONS.OVACKFLG
+  uint64_t seq_ = 0;         // the history's last sequence number
+  std::vector<Logged> pending_;
+  Timeline time_;
   hw::QueueOutcome run(std::span<const Cmd2> cmds);
+  void sync();
+  void prune();
 };
 
 // The CERROR name of an illegal command, or "" (SMMUv3 "Command errors", machine.cpp).

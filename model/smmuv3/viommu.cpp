@@ -70,4 +70,34 @@ UserInvalidation convert_user_cmds(const VSmmu& v, std::span<const Cmd2> guest) 
   return r;
 }
 
+std::optional<Evt4> to_vevent(const VSmmu& v, const Evt4& host) {
+  // The event IDs forwarded (UAPI iommu_vevent_arm_smmuv3: "0x04 C_BAD_STE, 0x06
+  // F_STREAM_DISABLED, 0x08 C_BAD_SUBSTREAMID, 0x0a C_BAD_CD, 0x10 F_TRANSLATION, 0x11
+  // F_ADDR_SIZE, 0x12 F_ACCESS, 0x13 F_PERMISSION"); a stall goes to the IOPF path and a
+  // stage-2 fault (EVTQ_1_S2, bit 39) stays with the host (arm_smmu_handle_event).
+  switch (uint8_t(host[0] & 0xff)) {
+  case 0x04:
+  case 0x06:
+  case 0x08:
+  case 0x0a:
+  case 0x10:
+  case 0x11:
+  case 0x12:
+  case 0x13:
+    break;
+  default:
+    return std::nullopt;
+  }
+  if (host[1] & (uint64_t(1) << 31 | uint64_t(1) << 39)) return std::nullopt;
+  // The stream's vDEVICE on this vIOMMU; only SID[63:32] changes (arm_vmaster_report_event).
+  const uint32_t sid = uint32_t(host[0] >> 32);
+  for (const auto& [vsid, psid] : v.vdevices) {
+    if (psid != sid) continue;
+    Evt4 e = host;
+    e[0] = (e[0] & 0xffff'ffffull) | (vsid & 0xffff'ffffull) << 32;
+    return e;
+  }
+  return std::nullopt;
+}
+
 } // namespace iommuspec::smmuv3

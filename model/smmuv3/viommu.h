@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -32,5 +33,9 @@ struct UserInvalidation {
 // Converts the entries in order; the first refused one ends the call with EIO and entry_num =
 // its index, and the entries before it promise their effect (SMMUV3.VIOMMU.entry_num).
 UserInvalidation convert_user_cmds(const VSmmu& v, std::span<const Cmd2> guest);
+
+// The vEVENT (struct iommu_vevent_arm_smmuv3, four 64-bit words) a host event record becomes
+// on this vIOMMU's vEVENTQ, or nothing when it is not forwarded (SMMUV3.VIOMMU.vevent).
+std::optional<Evt4> to_vevent(const VSmmu& v, const Evt4& host);
 
 } // namespace iommuspec::smmuv3

@@ -75,6 +75,27 @@ TEST(SmmuV3Viommu, HostOnlyCommandsAreRefused) {
   }
 }
 
+TEST(SmmuV3Viommu, StageOneEventsOfAVdeviceCarryTheVirtualSid) {
+  EventRecord e;
+  e.type = EventType::f_translation;
+  e.sid = 3;
+  e.input_addr = 0x20000;
+  const auto v = to_vevent(vsmmu(), encode(e));
+  ASSERT_TRUE(v);
+  EventRecord want = e;
+  want.sid = 0x20;
+  EXPECT_EQ(decode_event(*v), want);
+
+  e.s2 = true; // stage 2: the host's
+  EXPECT_FALSE(to_vevent(vsmmu(), encode(e)));
+  e.s2 = false;
+  e.sid = 4; // no vDEVICE
+  EXPECT_FALSE(to_vevent(vsmmu(), encode(e)));
+  e.sid = 3;
+  e.type = EventType::f_walk_eabt; // not a forwarded type
+  EXPECT_FALSE(to_vevent(vsmmu(), encode(e)));
+}
+
 // entry_num is the index of the first refused entry (or the count), and exactly the handled
 // entries, then one CMD_SYNC, are promised.
 RC_GTEST_PROP(SmmuV3ViommuProp, EntryNumIsTheFirstRefusal, ()) {
