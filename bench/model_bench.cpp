@@ -209,6 +209,11 @@ sm::Machine nested_machine(int stale) {
   }
   auto flush = [&] { m.write(hw::writes_between(m.memory(), shadow)); };
   flush();
+  // The STE and CD were invalid before this write, and an SMMU may cache invalid
+  // configuration (IHI 0070 3.21.3): software invalidates after setting them up.
+  const std::vector<sm::Cmd2> cfgi = {sm::encode(sm::Command{sm::cfgi_all()}),
+                                      sm::encode(sm::Command{sm::CmdSync{}})};
+  m.submit(cfgi);
   for (int k = 0; k < stale; ++k) { // remap every page elsewhere, no invalidation
     for (uint64_t p = 0; p < 64; ++p) {
       const uint64_t iova = 0x7f0000000000 + p * 0x1000;
