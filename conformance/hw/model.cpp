@@ -191,6 +191,7 @@ private:
   // (CAP.FL5LP, SAGAW bit 3 and a 57-bit MGAW, iommu.h:165, :173) when it names five_level.
   static vtd::Features features(const Setup& s) {
     vtd::Features f;
+    f.dev_tlb = wants(s, "dev_tlb"); // ECAP.DT: legacy TT = device-TLB allowed
     if (wants(s, "five_level")) {
       f.fl5lp = true;
       f.sagaw |= 0b1000;
@@ -213,10 +214,9 @@ std::unique_ptr<HwModel> make_hw_model(const Setup& s) {
 const std::vector<std::string>& hw_features(std::string_view area) {
   static const std::vector<std::string> smmu = {"smmuv3",    "stage1",     "stage2",     "nested",
                                                 "range_inv", "granule16k", "granule64k", "viommu"};
-  // Not dev_tlb: the model has no device TLB (ATS).
   static const std::vector<std::string> vtd = {
       "vtd",          "legacy", "scalable",  "first_stage", "second_stage", "nested",
-      "pass_through", "pasid",  "superpage", "five_level",  "viommu"};
+      "pass_through", "pasid",  "superpage", "five_level",  "viommu",       "dev_tlb"};
   static const std::vector<std::string> none;
   return area == "smmuv3" ? smmu : area == "vtd" ? vtd : none;
 }

@@ -5,6 +5,8 @@
 //            drivers/iommu/intel
 //   [DS]     Intel chipset datasheets reproducing the VT-d registers (FRCD_REG, IVA_REG.IH,
 //            FSTS_REG), as quoted in /work/facts/viommu-queues.md §5.2
+//   [VTD]    Intel Virtualization Technology for Directed I/O Architecture Specification,
+//            rev. 5.10 (D51397-018, November 2025), by section (the device TLB)
 // The walks are walk.h's; their rules are cited in walk.cpp.
 //
 // Where the sources leave open whether an invalidation covers a cached entry, the model takes
@@ -162,7 +164,8 @@ bool covers(const QiDescriptor& d, const Key& k, bool scalable, const Features& 
           if (c.am > f.mamv) return false;
           return overlaps(am_span(c.addr, c.am), k);
         }
-        // Device-TLB (ATS is not modelled: nothing is cached there), interrupt entry cache.
+        // Device-TLB descriptors select nothing in the IOMMU's caches (the device TLB is the
+        // device's: "Device TLB" below); nor does the interrupt entry cache descriptor.
         return false;
       },
       d);
@@ -637,7 +640,11 @@ std::string_view descriptor_error(const QiDesc& d, bool wide, const Features& f)
           // invalid (Qc:vtd_process_wait_desc).
           return c.if_ || c.sw || c.fn ? "" : "IQE";
         }
-        return ""; // device-TLB (completes at once: ATS is not modelled), IEC
+        // Device-TLB (type 3) and IEC. DISAGREE: "Device-TLB invalidation descriptors are
+        // reported as an invalid descriptor type for implementations reporting ... ECAP.DT=0"
+        // (VT-d 6.5.2.5, 6.5.2.6); QEMU accepts them whatever ECAP.DT says
+        // (Qc:vtd_process_inv_desc). The model accepts them.
+        return "";
       },
       *dec);
 }
@@ -647,10 +654,33 @@ Machine::Machine(Layout layout, Features features)
         Memory m;
         m.add_region(layout.ram);
         return m;
-      }()) {}
+      }()) {
+  if (features_.dev_tlb) {
+    dt_.images.push_back(hist_.memory());
+    dt_.points.push_back({});
+  }
+}
 
 bool Machine::write(std::span<const hw::Write> ws) {
-  return hist_.write(ws);
+  const size_t epochs = hist_.stale().size();
+  if (!hist_.write(ws)) return false;
+  if (features_.dev_tlb && hist_.stale().size() != epochs) { // a new epoch
+    dt_.ends.push_back(++dt_.seq);
+    dt_.images.push_back(hist_.memory());
+    dt_.points.push_back({dt_.images.size() - 1, dt_.seq});
+  }
+  return true;
+}
+
+// The device-TLB history's side of a wait descriptor: it completes every invalidation before
+// it, and the IOMMU may answer differently from then on.
+void Machine::wait_done(bool fence) {
+  if (!features_.dev_tlb) return;
+  ++dt_.seq;
+  for (; dt_.pending < dt_.invs.size(); ++dt_.pending)
+    dt_.invs[dt_.pending].done = dt_.seq;
+  if (fence) dt_.fences.push_back(dt_.seq);
+  dt_.points.push_back({dt_.images.size() - 1, dt_.seq});
 }
 
 hw::QueueOutcome Machine::run(std::span<const QiDesc> descs) {
@@ -670,10 +700,21 @@ hw::QueueOutcome Machine::run(std::span<const QiDesc> descs) {
     // The wait descriptor completes every descriptor before it (its status write / interrupt
     // is how software learns they are done, dmar.c qi_submit_sync). The model does not write
     // the status word: no outcome reads it.
-    if (std::holds_alternative<InvWait>(d))
+    if (const auto* w = std::get_if<InvWait>(&d)) {
       hist_.complete();
-    else
+      wait_done(w->fn);
+    } else {
       hist_.issue(d);
+      if (features_.dev_tlb) {
+        DevTlbHistory::Inv inv{d, ++dt_.seq, UINT64_MAX, dt_.batch, SIZE_MAX};
+        if (std::holds_alternative<DevTlbInv>(d) || std::holds_alternative<PasidDevTlbInv>(d)) {
+          // Where it executes: memory as now, its own set of completed invalidations.
+          inv.point = dt_.points.size();
+          dt_.points.push_back({dt_.images.size() - 1, dt_.seq, dt_.invs.size()});
+        }
+        dt_.invs.push_back(std::move(inv));
+      }
+    }
     ++out.consumed;
   }
   // An epoch is dead once global context-cache, PASID-cache (scalable mode) and IOTLB
@@ -700,6 +741,7 @@ hw::QueueOutcome Machine::run(std::span<const QiDesc> descs) {
 hw::QueueOutcome Machine::submit(std::span<const uint64_t> words) {
   // A stopped queue fetches nothing until IQE is cleared (Qc:vtd_handle_iqt_write).
   if (stopped()) return {0, error_};
+  dt_.batch = dt_.seq;                           // a submission begins (Device TLB)
   const size_t width = layout_.scalable ? 4 : 2; // IQA.DW (dmar.c:1663-1667)
   std::vector<QiDesc> descs;
   for (size_t i = 0; i + width <= words.size(); i += width) {
@@ -715,6 +757,7 @@ hw::QueueOutcome Machine::resume() {
   if (!stopped()) return {};
   error_.clear();
   hist_.complete(); // the failing descriptor, now a wait descriptor (dmar.c qi_check_fault)
+  wait_done(false); // Linux's wait descriptor has FN = 0 (dmar.c qi_submit_sync)
   const std::vector<QiDesc> rest = std::move(rest_);
   rest_.clear();
   return run(rest);
@@ -788,14 +831,29 @@ bool same_result(const Walk& a, const Walk& b) {
          a.exec == b.exec;
 }
 
+// The cache history a lookup reads: memory now, the stale images, and whether an entry cached
+// from stale image i may still be there. `Now` is the machine's own; the device-TLB rule reads
+// earlier states of the IOMMU (`Then`, below).
+struct Now {
+  const CacheHistory<QiDescriptor>& h;
+  const Memory& memory() const { return h.memory(); }
+  size_t stale_count() const { return h.stale().size(); }
+  const Memory& image(size_t i) const { return h.stale()[i].mem; }
+  template <class Covers>
+  bool survives(size_t i, Covers&& covers) const {
+    return h.survives(i, covers);
+  }
+};
+
+// The IOMMU's allowed set for one access (fresh walk first).
+template <class History>
 class Lookup {
 public:
-  Lookup(const CacheHistory<QiDescriptor>& h, const Layout& lay, const Features& f,
-         const hw::DmaRequest& r)
+  Lookup(const History& h, const Layout& lay, const Features& f, const hw::DmaRequest& r)
       : h_(h), lay_(lay), f_(f), r_(r), a_(access_of(r)) {
-    views_.reserve(h.stale().size());
-    for (const auto& e : h.stale())
-      views_.push_back(view(e.mem, lay, f, r));
+    views_.reserve(h.stale_count());
+    for (size_t i = 0; i < h.stale_count(); ++i)
+      views_.push_back(view(h.image(i), lay, f, r));
   }
 
   std::vector<Allowed> run() {
@@ -816,7 +874,7 @@ public:
   }
 
 private:
-  const Memory& image(size_t i) const { return h_.stale()[i].mem; }
+  const Memory& image(size_t i) const { return h_.image(i); }
   bool survives(size_t i, const Key& k) const {
     return h_.survives(i, [&](const QiDescriptor& d) { return covers(d, k, lay_.scalable, f_); });
   }
@@ -1072,7 +1130,7 @@ private:
     }
   }
 
-  const CacheHistory<QiDescriptor>& h_;
+  const History& h_;
   const Layout& lay_;
   const Features& f_;
   const hw::DmaRequest& r_;
@@ -1081,10 +1139,168 @@ private:
   std::vector<Allowed> out_;
 };
 
+// ---- Device TLB ------------------------------------------------------------------------------
+//
+// A device whose context entry allows translation requests (legacy TT = 01b, "second-stage
+// with ATS allowed"; TT = 00b and 10b treat translation requests as UR, [VTD] 4.2.3 Table 10;
+// scalable DTE = 1, [VTD] 4.2; iommu.h:59-61, :1067-1070; Linux sets them when ATS is
+// supported, iommu.c:1698-1701, pasid.c:778-779) caches what the IOMMU answers its translation
+// requests with, and then accesses memory through translated requests that the IOMMU passes
+// untranslated ([VTD] 4.1.3, 4.2.5). So the device may use any translation the IOMMU could
+// have given it at any earlier point, stale cached entries included (VTD.CACHE.devtlb): the
+// IOMMU looks its IOTLB up for translation requests as for other requests ("translation
+// requests-without-PASID from a device may be serviced by hardware from the IOTLB", [VTD]
+// 6.5.2.5; Qc:vtd_iommu_ats_do_translate calls vtd_iommu_translate). A fault gives no
+// translation (R = W = 0, or UR / CA: [VTD] 4.2.3), so nothing is cached for it; the device
+// then issues the untranslated request, whose outcomes are the IOMMU's set.
+//
+// A device-TLB invalidation D removes such a translation for good if it covers it, has
+// completed (a later wait, VTD.INV.WAIT.complete), and from the point D executed on the IOMMU
+// could no longer return it: otherwise the device may have asked again after D and been
+// answered from the stale IOTLB (VTD.INV.DEVTLB.after_iotlb; Linux always issues the IOTLB
+// invalidation first, cache.c cache_tag_flush_range, pasid.c:504-515). D executes at the
+// earliest (weaker reading) once, of the descriptors ahead of it, those [VTD] 6.5.2.12 orders
+// it behind have completed: "Hardware must execute a Device-TLB invalidation descriptor
+// (dev_tlb_inv_dsc) only after all IOTLB invalidation descriptors (iotlb_inv_dsc) and Interrupt
+// Entry Cache invalidation descriptors (iec_inv_dsc) ahead of it in the Invalidation Queue are
+// completed", the PASID-based one after those and the PASID-based-IOTLB ones; IOTLB
+// invalidations execute after the context- and PASID-cache ones ahead of them; a wait with
+// FN = 1 orders everything after it behind everything before it, one with FN = 0 does not
+// ("hardware may execute descriptors following the inv_wait_dsc before the wait command is
+// completed"). Waits of an earlier submission have completed when a submission begins
+// (software saw their status write, as Linux qi_submit_sync does before returning).
+// So [IOTLB, device-TLB, wait] in one submission is enough (Linux's batches), but a type 3
+// descriptor behind a PASID-based-IOTLB one is not ordered after it: that takes a wait
+// software has seen complete, or a fence.
+//
+// Coverage (VTD.INV.DEVTLB.*): the descriptor's source-id is the requester's (iommu.h:420,
+// :451; Qc:vtd_process_device_iotlb_desc, vtd_process_device_piotlb_desc); its range
+// (dev_tlb_range, VTD.INV.DEVTLB.range; Qc:do_invalidate_device_tlb) holds the 4K page of the
+// access; type 3 covers translations for requests without PASID ([VTD] 6.5.2.5), type 8 those
+// for its PASID, or for every PASID with G ("the invalidation affects all PASID values",
+// [VTD] 4.1.4; Qc:vtd_process_device_piotlb_desc). Weaker readings: a type 3 descriptor does
+// not cover translations for requests with PASID (QEMU invalidates the no-PASID address space
+// only, vtd_get_as_by_sid), nor type 8 with G those without PASID (QEMU skips PCI_NO_PASID);
+// the device may hold a translation as its 4K page alone ([VTD] 6.5.3.2 allows fractured
+// translations), so a range must hold the access's page, not just part of its large page.
+
+// Whether the requester's context entry in this image lets it use a device TLB.
+bool ats_allowed(const Memory& m, const Layout& lay, const Features& f, const hw::DmaRequest& r) {
+  if (!f.dev_tlb) return false;
+  const Ctx c = resolve_context(m, lay, f, r);
+  if (c.stop) return false;
+  return lay.scalable ? c.sce.dte : c.ce.tt == TranslationType::dev_iotlb;
+}
+
+bool covers_device_tlb(const QiDescriptor& d, const hw::DmaRequest& r) {
+  const uint64_t page = r.addr & ~uint64_t(0xfff);
+  auto holds = [&](uint64_t addr, bool s) {
+    const ByteRange b = dev_tlb_range(addr, s);
+    return b.start <= page && page <= b.last;
+  };
+  if (const auto* t = std::get_if<DevTlbInv>(&d))
+    return !r.ssid && t->sid == uint16_t(r.sid) && holds(t->addr, t->s);
+  if (const auto* t = std::get_if<PasidDevTlbInv>(&d))
+    return r.ssid && t->sid == uint16_t(r.sid) && (t->g || t->pasid == (*r.ssid & 0xfffff)) &&
+           holds(t->addr, t->s);
+  return false;
+}
+
+// Whether invalidation x has completed where device-TLB invalidation v executes ([VTD]
+// 6.5.2.12, above).
+bool done_before(const DevTlbHistory& h, size_t x, size_t v) {
+  const DevTlbHistory::Inv& X = h.invs[x];
+  const DevTlbHistory::Inv& D = h.invs[v];
+  if (X.seq >= D.seq) return false;
+  if (X.done <= D.batch) return true; // completed by a wait of an earlier submission
+  const auto f = std::upper_bound(h.fences.begin(), h.fences.end(), X.seq);
+  if (f != h.fences.end() && *f < D.seq) return true; // a fence in between
+  const bool pasid_based = std::holds_alternative<PasidDevTlbInv>(D.d);
+  auto ordered = [&](const QiDescriptor& d) {
+    return std::holds_alternative<IotlbInv>(d) || std::holds_alternative<IecInv>(d) ||
+           (pasid_based && std::holds_alternative<PasidIotlbInv>(d));
+  };
+  if (ordered(X.d)) return true;
+  // Context- and PASID-cache invalidations ahead of an (ordered) IOTLB invalidation ahead of D.
+  if (!std::holds_alternative<ContextCacheInv>(X.d) && !std::holds_alternative<PasidCacheInv>(X.d))
+    return false;
+  for (size_t y = x + 1; y < v; ++y)
+    if (!std::holds_alternative<IecInv>(h.invs[y].d) && ordered(h.invs[y].d)) return true;
+  return false;
+}
+
+// The IOMMU as it was at one point of the history: that epoch's image, the epochs before it,
+// and the invalidations completed there.
+class Then {
+public:
+  Then(const DevTlbHistory& h, size_t point) : h_(h), p_(h.points[point]) {
+    for (size_t x = 0; x < h.invs.size(); ++x)
+      if (p_.inv == SIZE_MAX ? h.invs[x].done <= p_.seq : done_before(h, x, p_.inv))
+        done_.push_back(x);
+  }
+  const Memory& memory() const { return h_.images[p_.epoch]; }
+  size_t stale_count() const { return p_.epoch; }
+  const Memory& image(size_t i) const { return h_.images[i]; }
+  template <class Covers>
+  bool survives(size_t i, Covers&& covers) const {
+    for (size_t x : done_)
+      if (h_.invs[x].seq > h_.ends[i] && covers(h_.invs[x].d)) return false;
+    return true;
+  }
+
+private:
+  const DevTlbHistory& h_;
+  const DevTlbHistory::Point& p_;
+  std::vector<size_t> done_;
+};
+
+// The translations the device TLB may still hold for this access, added to `out` (the
+// IOMMU's set) when not already there.
+void device_tlb(const DevTlbHistory& h, const Layout& lay, const Features& f,
+                const hw::DmaRequest& r, std::vector<Allowed>& out) {
+  // From the first image whose context entry allows translation requests on. Weaker reading:
+  // once allowed, a later context entry (fresh or cached) is not asked again, as the IOTLB
+  // entries the device asks through are used whatever the context entry now says.
+  std::vector<bool> ats(h.images.size());
+  bool any = false;
+  for (size_t e = 0; e < h.images.size(); ++e)
+    ats[e] = any = any || ats_allowed(h.images[e], lay, f, r);
+  if (!any) return;
+  // What a translation request was answered with at each point (translations only).
+  std::vector<std::vector<hw::DmaOutcome>> answers(h.points.size());
+  for (size_t p = 0; p < h.points.size(); ++p) {
+    if (!ats[h.points[p].epoch]) continue;
+    const Then then(h, p);
+    for (Allowed& a : Lookup<Then>(then, lay, f, r).run())
+      if (a.outcome.kind == hw::DmaOutcome::Kind::ok) answers[p].push_back(std::move(a.outcome));
+  }
+  auto answered = [&](size_t p, const hw::DmaOutcome& o) {
+    return std::find(answers[p].begin(), answers[p].end(), o) != answers[p].end();
+  };
+  // Completed device-TLB invalidations covering the access, by the point they executed at.
+  std::vector<size_t> kills;
+  for (const DevTlbHistory::Inv& d : h.invs)
+    if (d.point != SIZE_MAX && d.done != UINT64_MAX && covers_device_tlb(d.d, r))
+      kills.push_back(d.point);
+  for (size_t p = 0; p < h.points.size(); ++p)
+    for (const hw::DmaOutcome& o : answers[p]) {
+      if (std::any_of(out.begin(), out.end(), [&](const Allowed& a) { return a.outcome == o; }))
+        continue;
+      const bool gone = std::any_of(kills.begin(), kills.end(), [&](size_t k) {
+        for (size_t q = k; q < h.points.size(); ++q)
+          if (answered(q, o)) return false; // asked again after the invalidation
+        return true;
+      });
+      if (!gone) out.push_back({o, "VTD.CACHE.devtlb"});
+    }
+}
+
 } // namespace
 
 std::vector<Allowed> Machine::dma(const hw::DmaRequest& r) const {
-  return Lookup(hist_, layout_, features_, r).run();
+  std::vector<Allowed> out = Lookup<Now>(Now{hist_}, layout_, features_, r).run();
+  if (features_.dev_tlb) device_tlb(dt_, layout_, features_, r, out);
+  return out;
 }
 
 // ---- Fault recording ------------------------------------------------------------------------

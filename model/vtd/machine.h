@@ -22,10 +22,22 @@
 // invalidation covering its tags completes. A configuration entry (fresh or cached) also
 // allows a walk of current memory through it, using cached second-stage entries of its DID.
 //
+// Device TLB (ATS), with Features::dev_tlb, for a requester whose context entry allows
+// translation requests (legacy TT = device-TLB, scalable DTE = 1): the device may use any
+// translation the IOMMU could have returned to it at an earlier point, stale cached ones
+// included, until a device-TLB invalidation covering it (type 3 for requests without PASID,
+// type 8 for its PASID or all PASIDs; by source-id and dev_tlb_range()) has completed, if,
+// from the point that invalidation executed on, the IOMMU could no longer return it. It
+// executes once the IOTLB invalidations ahead of it in the queue have completed (type 8: the
+// PASID-based ones too; VT-d 6.5.2.12), and what a fence (FN = 1) or an earlier submission's
+// waits completed; nothing else ahead of it need have. Faults are not cached there.
+//
 // Model limits (README.md "Machine"): entries cached during an epoch come from that epoch's
 // image alone, and from this requester's own translations (not another device's of the same
-// domain); no device-TLB (ATS), page requests, interrupt remapping or caching mode (CAP.CM);
-// first-stage A/D updates are not written back to memory (they change no outcome here).
+// domain); no page requests, interrupt remapping or caching mode (CAP.CM); a device-TLB
+// entry may be used whatever the context entry now says (translated requests are not
+// blocked); first-stage A/D updates are not written back to memory (they change no outcome
+// here).
 #pragma once
 
 #include "core/history.h"
@@ -34,6 +46,7 @@
 #include "vtd/format.h"
 #include "vtd/walk.h"
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -72,6 +85,34 @@ struct Features {
   bool fl5lp = false;         // CAP.FL5LP: 5-level first stage
   uint8_t mamv = 18;          // CAP.MAMV (QEMU VTD_MAMV)
   CapReg cap() const;         // the CAP_REG fields above
+};
+
+// What the device-TLB rule reads (machine.cpp "Device TLB"), kept only with
+// Features::dev_tlb. Unlike the CacheHistory it forgets nothing: a translation a device TLB
+// holds outlives the IOMMU cache entries it came from.
+struct DevTlbHistory {
+  struct Inv {
+    QiDescriptor d;
+    uint64_t seq = 0;           // when it was issued
+    uint64_t done = UINT64_MAX; // the wait that completed it
+    uint64_t batch = 0;         // when its submission began
+    size_t point = SIZE_MAX;    // a device-TLB invalidation: the point it executes at
+  };
+  // A state of the IOMMU: after a write or a wait, or where a device-TLB invalidation
+  // executes (`inv`).
+  struct Point {
+    size_t epoch = 0; // images[epoch] is the memory
+    uint64_t seq = 0;
+    size_t inv = SIZE_MAX;
+  };
+  std::vector<Memory> images;   // every epoch's image, the current one last
+  std::vector<uint64_t> ends;   // ends[i]: the write that ended epoch i
+  std::vector<Inv> invs;        // every invalidation descriptor, in queue order
+  std::vector<uint64_t> fences; // waits with FN = 1
+  std::vector<Point> points;
+  uint64_t seq = 0;
+  uint64_t batch = 0;
+  size_t pending = 0; // invs[pending..] have not completed
 };
 
 // One member of an allowed set, and the clause that allows it.
@@ -143,7 +184,9 @@ private:
   std::vector<Queued> log_;  // every undrained fault, in order
   std::vector<uint16_t> log_sid_;
   std::vector<World> worlds_{World{}};
+  DevTlbHistory dt_; // empty without Features::dev_tlb
   hw::QueueOutcome run(std::span<const QiDesc> descs);
+  void wait_done(bool fence);
 };
 
 // Why a descriptor stops the queue ("IQE"), or "" when it is valid (machine.cpp).

@@ -103,7 +103,7 @@ public:
     put2(ctp + 16 * devfn, encode(ce));
   }
   // Scalable mode: root entry halves, context entry with a PASID directory of its own.
-  void sm_context(uint16_t sid, bool paside = true, bool fpd = false) {
+  void sm_context(uint16_t sid, bool paside = true, bool fpd = false, bool dte = false) {
     const uint64_t bus = sid >> 8, devfn = sid & 0xff, lower = kCtx + bus * 0x2000;
     SmRootEntry re;
     re.lower_present = re.upper_present = true;
@@ -114,6 +114,7 @@ public:
     SmContextEntry ce;
     ce.present = true;
     ce.fpd = fpd;
+    ce.dte = dte;
     ce.paside = paside;
     ce.pasid_dir_ptr = dirs_[sid];
     const Words4 w = encode(ce);
@@ -854,6 +855,400 @@ TEST(VtdMachine, FaultsOfOneRequesterMayCollapse) {
   EXPECT_EQ(d.g.m.queued_faults(), 0u);
 }
 
+// ---- Device TLB (ATS) --------------------------------------------------------------------
+//
+// The first five replay conformance/pending/vtd/devtlb-*.scn step by step.
+
+Features with_dev_tlb() {
+  Features f;
+  f.dev_tlb = true;
+  return f;
+}
+DevTlbInv devtlb(uint16_t sid, uint64_t addr, bool s = false) {
+  DevTlbInv d;
+  d.sid = sid;
+  d.addr = addr;
+  d.s = s;
+  return d;
+}
+PasidDevTlbInv pdevtlb(uint16_t sid, uint32_t pasid, uint64_t addr, bool s = false,
+                       bool g = false) {
+  PasidDevTlbInv d;
+  d.sid = sid;
+  d.pasid = pasid;
+  d.addr = addr;
+  d.s = s;
+  d.g = g;
+  return d;
+}
+InvWait fence() {
+  InvWait w = wait();
+  w.fn = true;
+  return w;
+}
+// S = 1 with ADDR bits 63:12 all set: everything ([VTD] 6.5.3.3 "Global Device-TLB").
+DevTlbInv devtlb_all(uint16_t sid) {
+  return devtlb(sid, dev_tlb_addr_bits(0, 52), true);
+}
+std::string_view clause_of(const std::vector<Allowed>& a, uint64_t pa) {
+  for (const Allowed& x : a)
+    if (x.outcome.kind == Kind::ok && x.outcome.pa == pa) return x.clause;
+  return "";
+}
+
+// Legacy mode, second stage, device 0x10 in domain 1 (TT = device-TLB by default), with
+// 0x10000 -> 0x2000000 used once.
+struct LegacyAts {
+  Rig g;
+  PageTableBuilder& t;
+  explicit LegacyAts(TranslationType tt = TranslationType::dev_iotlb, Features f = with_dev_tlb())
+      : g(false, f), t(g.table(Stage::second, 4)) {
+    EXPECT_TRUE(t.map(0x10000, 0x200'0000, k4K, Perms{}));
+    g.legacy_context(0x10, 1, t.root(), 4, tt);
+    EXPECT_TRUE(g.commit());
+  }
+  void remap(uint64_t iova, uint64_t pa) { g.put(g.slot(t.root(), 4, iova, 1), ss_leaf(pa)); }
+  std::vector<Allowed> dma(uint64_t iova) { return g.m.dma(req(0x10, iova)); }
+};
+const std::vector<uint64_t> kOldNew{0x200'0000, 0x210'0000};
+
+// Scalable mode, first stage, device 0x10 with DTE = 1, RID_PASID (0) and PASID 5 on the same
+// table in domain 1, 0x10000 -> 0x2000000 used once through both.
+struct ScalableAts {
+  Rig g;
+  PageTableBuilder& t;
+  explicit ScalableAts(bool dte = true, Features f = with_dev_tlb())
+      : g(true, f), t(g.table(Stage::first, 4)) {
+    EXPECT_TRUE(t.map(0x10000, 0x200'0000, k4K, Perms{}));
+    g.sm_context(0x10, true, false, dte);
+    g.sm_pasid(0x10, 0, fs_entry(1, t.root()));
+    g.sm_pasid(0x10, 5, fs_entry(1, t.root()));
+    EXPECT_TRUE(g.commit());
+  }
+  void remap() {
+    g.put(g.slot(t.root(), 4, 0x10000, 1), fs_leaf(0x210'0000));
+    EXPECT_TRUE(g.commit());
+  }
+  std::vector<Allowed> dma(std::optional<uint32_t> pasid = std::nullopt) {
+    return g.m.dma(req(0x10, 0x10000, false, pasid));
+  }
+};
+
+TEST(VtdDevTlb, LegacyAfterIotlb) { // devtlb-legacy-after-iotlb.scn
+  LegacyAts s;
+  EXPECT_TRUE(only_pa(s.dma(0x10000), 0x200'0000)); // 4
+  s.remap(0x10000, 0x210'0000);                     // 5
+  ASSERT_TRUE(s.g.commit());
+  EXPECT_EQ(s.g.inv({iotlb_page(1, 0x10000), wait()}), kOk2); // 6
+  const auto a = s.dma(0x10000);                              // 7
+  EXPECT_EQ(pas(a), kOldNew);
+  EXPECT_EQ(a[0].outcome.pa, 0x210'0000u); // the fresh walk first
+  EXPECT_EQ(clause_of(a, 0x200'0000), "VTD.CACHE.devtlb");
+  EXPECT_EQ(s.g.inv({devtlb(0x10, 0x10000), wait()}), kOk2); // 8
+  EXPECT_TRUE(only_pa(s.dma(0x10000), 0x210'0000));          // 9
+}
+
+TEST(VtdDevTlb, PasidBased) { // devtlb-pasid.scn
+  ScalableAts s;
+  EXPECT_TRUE(only_pa(s.dma(5), 0x200'0000));                     // 6
+  s.remap();                                                      // 7
+  EXPECT_EQ(s.g.inv({piotlb_page(1, 5, 0x10000), wait()}), kOk2); // 8
+  EXPECT_EQ(pas(s.dma(5)), kOldNew);                              // 9
+  EXPECT_EQ(s.g.inv({pdevtlb(0x10, 6, 0x10000), wait()}), kOk2);  // 10: another PASID
+  EXPECT_EQ(pas(s.dma(5)), kOldNew);                              // 11
+  EXPECT_EQ(s.g.inv({pdevtlb(0x10, 5, 0x10000), wait()}), kOk2);  // 12
+  EXPECT_TRUE(only_pa(s.dma(5), 0x210'0000));                     // 13
+}
+
+TEST(VtdDevTlb, RangeSize) { // devtlb-range-size.scn
+  LegacyAts s;
+  ASSERT_TRUE(s.t.map(0x11000, 0x200'1000, k4K, Perms{})); // 3
+  ASSERT_TRUE(s.t.map(0x12000, 0x200'2000, k4K, Perms{})); // 4
+  ASSERT_TRUE(s.g.commit());
+  s.remap(0x10000, 0x210'0000); // 6-8
+  s.remap(0x11000, 0x210'1000);
+  s.remap(0x12000, 0x210'2000);
+  ASSERT_TRUE(s.g.commit());
+  // 9: IOTLB AM = 2 (0x10000..0x13fff); device TLB S = 1 at 0x10000 (bit 12 clear): 8K.
+  EXPECT_EQ(s.g.inv({iotlb_page(1, 0x10000, 2), wait(), devtlb(0x10, 0x10000, true), wait()}),
+            (hw::QueueOutcome{4, ""}));
+  EXPECT_TRUE(only_pa(s.dma(0x10000), 0x210'0000));                                // 10
+  EXPECT_TRUE(only_pa(s.dma(0x11000), 0x210'1000));                                // 11
+  EXPECT_EQ(pas(s.dma(0x12000)), (std::vector<uint64_t>{0x200'2000, 0x210'2000})); // 12
+}
+
+TEST(VtdDevTlb, WrongOrder) { // devtlb-wrong-order.scn
+  LegacyAts s;
+  EXPECT_TRUE(only_pa(s.dma(0x10000), 0x200'0000)); // 4
+  s.remap(0x10000, 0x210'0000);                     // 5
+  ASSERT_TRUE(s.g.commit());
+  EXPECT_EQ(s.g.inv({devtlb(0x10, 0x10000), wait()}), kOk2);  // 6
+  EXPECT_EQ(pas(s.dma(0x10000)), kOldNew);                    // 7
+  EXPECT_EQ(s.g.inv({iotlb_page(1, 0x10000), wait()}), kOk2); // 8
+  EXPECT_EQ(pas(s.dma(0x10000)), kOldNew);                    // 9: refilled in between
+  EXPECT_EQ(s.g.inv({devtlb(0x10, 0x10000), wait()}), kOk2);  // 10
+  EXPECT_TRUE(only_pa(s.dma(0x10000), 0x210'0000));           // 11
+}
+
+TEST(VtdDevTlb, WrongSid) { // devtlb-wrong-sid.scn
+  LegacyAts s;
+  EXPECT_TRUE(only_pa(s.dma(0x10000), 0x200'0000)); // 4
+  s.remap(0x10000, 0x210'0000);                     // 5
+  ASSERT_TRUE(s.g.commit());
+  EXPECT_EQ(s.g.inv({iotlb_page(1, 0x10000), wait(), devtlb(0x18, 0x10000), wait()}),
+            (hw::QueueOutcome{4, ""}));                      // 6
+  EXPECT_EQ(pas(s.dma(0x10000)), kOldNew);                   // 7
+  EXPECT_EQ(s.g.inv({devtlb(0x10, 0x10000), wait()}), kOk2); // 8
+  EXPECT_TRUE(only_pa(s.dma(0x10000), 0x210'0000));          // 9
+}
+
+TEST(VtdDevTlb, RangeEncodings) {
+  // S = 1 at 0x11000 (bit 12 set, bit 13 clear): 16K, 0x10000..0x13fff; 0x14000 is outside.
+  LegacyAts s;
+  for (uint64_t p = 0x11000; p <= 0x14000; p += k4K)
+    ASSERT_TRUE(s.t.map(p, 0x200'0000 + (p - 0x10000), k4K, Perms{}));
+  ASSERT_TRUE(s.g.commit());
+  for (uint64_t p = 0x10000; p <= 0x14000; p += k4K)
+    s.remap(p, 0x210'0000 + (p - 0x10000));
+  ASSERT_TRUE(s.g.commit());
+  EXPECT_EQ(s.g.inv({iotlb(IotlbGranularity::domain, 1), wait()}), kOk2);
+  EXPECT_EQ(s.g.inv({devtlb(0x10, 0x11000, true), wait()}), kOk2);
+  for (uint64_t p = 0x10000; p <= 0x13000; p += k4K)
+    EXPECT_TRUE(only_pa(s.dma(p), 0x210'0000 + (p - 0x10000))) << std::hex << p;
+  EXPECT_EQ(pas(s.dma(0x14000)), (std::vector<uint64_t>{0x200'4000, 0x210'4000}));
+  // S = 0 ignores the low address bits' size meaning: 0x15000 alone, not 0x14000.
+  EXPECT_EQ(s.g.inv({devtlb(0x10, 0x15000), wait()}), kOk2);
+  EXPECT_EQ(pas(s.dma(0x14000)).size(), 2u);
+  // Everything: S = 1, ADDR 63:12 all ones.
+  EXPECT_EQ(s.g.inv({devtlb_all(0x10), wait()}), kOk2);
+  EXPECT_TRUE(only_pa(s.dma(0x14000), 0x210'4000));
+}
+
+TEST(VtdDevTlb, IssuedAheadOfTheIotlbInvalidationLeavesTheStalePage) {
+  // In one submission, the device-TLB invalidation ahead of the IOTLB one may execute first;
+  // the device asks again and gets the stale IOTLB entry.
+  LegacyAts s;
+  s.remap(0x10000, 0x210'0000);
+  ASSERT_TRUE(s.g.commit());
+  EXPECT_EQ(s.g.inv({devtlb(0x10, 0x10000), iotlb_page(1, 0x10000), wait()}),
+            (hw::QueueOutcome{3, ""}));
+  EXPECT_EQ(pas(s.dma(0x10000)), kOldNew);
+  // Behind it ([VTD] 6.5.2.12: a type 3 descriptor executes after the IOTLB invalidations
+  // ahead of it have completed), one submission is enough.
+  LegacyAts t;
+  t.remap(0x10000, 0x210'0000);
+  ASSERT_TRUE(t.g.commit());
+  EXPECT_EQ(t.g.inv({iotlb_page(1, 0x10000), devtlb(0x10, 0x10000), wait()}),
+            (hw::QueueOutcome{3, ""}));
+  EXPECT_TRUE(only_pa(t.dma(0x10000), 0x210'0000));
+  // An IOTLB invalidation that does not cover the entry (another domain) does not help.
+  LegacyAts u;
+  u.remap(0x10000, 0x210'0000);
+  ASSERT_TRUE(u.g.commit());
+  EXPECT_EQ(u.g.inv({iotlb_page(2, 0x10000), devtlb(0x10, 0x10000), wait()}),
+            (hw::QueueOutcome{3, ""}));
+  EXPECT_EQ(pas(u.dma(0x10000)), kOldNew);
+}
+
+TEST(VtdDevTlb, DeviceTlbInvalidationWithoutWaitHasNotCompleted) {
+  LegacyAts s;
+  s.remap(0x10000, 0x210'0000);
+  ASSERT_TRUE(s.g.commit());
+  EXPECT_EQ(s.g.inv({iotlb_page(1, 0x10000), wait(), devtlb(0x10, 0x10000)}),
+            (hw::QueueOutcome{3, ""}));
+  EXPECT_EQ(pas(s.dma(0x10000)), kOldNew);
+  EXPECT_EQ(s.g.inv({wait()}), (hw::QueueOutcome{1, ""}));
+  EXPECT_TRUE(only_pa(s.dma(0x10000), 0x210'0000));
+}
+
+TEST(VtdDevTlb, Type3IsNotOrderedBehindPasidBasedIotlb) {
+  // Scalable first stage, requests without PASID (RID_PASID): the IOTLB entry goes with a
+  // PASID-based IOTLB invalidation, the device TLB's with type 3, which [VTD] 6.5.2.12 orders
+  // behind iotlb_inv_dsc only.
+  auto run = [](std::vector<QiDescriptor> ds) {
+    ScalableAts s;
+    EXPECT_TRUE(only_pa(s.dma(), 0x200'0000));
+    s.remap();
+    EXPECT_EQ(s.g.inv(ds), (hw::QueueOutcome{uint32_t(ds.size()), ""}));
+    return pas(s.dma());
+  };
+  const std::vector<uint64_t> fresh{0x210'0000};
+  EXPECT_EQ(run({piotlb_page(1, 0, 0x10000), devtlb(0x10, 0x10000), wait()}), kOldNew);
+  // A wait with FN = 0 does not hold back the descriptors after it.
+  EXPECT_EQ(run({piotlb_page(1, 0, 0x10000), wait(), devtlb(0x10, 0x10000), wait()}), kOldNew);
+  // A fence does; so does a wait of an earlier submission.
+  EXPECT_EQ(run({piotlb_page(1, 0, 0x10000), fence(), devtlb(0x10, 0x10000), wait()}), fresh);
+  ScalableAts s;
+  s.remap();
+  EXPECT_EQ(s.g.inv({piotlb_page(1, 0, 0x10000), wait()}), kOk2);
+  EXPECT_EQ(s.g.inv({devtlb(0x10, 0x10000), wait()}), kOk2);
+  EXPECT_TRUE(only_pa(s.dma(), 0x210'0000));
+  // The PASID-based device-TLB invalidation is ordered behind the PASID-based IOTLB one.
+  ScalableAts p;
+  EXPECT_TRUE(only_pa(p.dma(5), 0x200'0000));
+  p.remap();
+  EXPECT_EQ(p.g.inv({piotlb_page(1, 5, 0x10000), pdevtlb(0x10, 5, 0x10000), wait()}),
+            (hw::QueueOutcome{3, ""}));
+  EXPECT_TRUE(only_pa(p.dma(5), 0x210'0000));
+}
+
+TEST(VtdDevTlb, PasidCacheInvalidationOrderedThroughTheIotlbOne) {
+  // PASID 5 moves to another table: its cached PASID entry still walks the old one until a
+  // PASID-cache invalidation. [PC, P_IOTLB, P_DEVTLB]: the PASID-based IOTLB invalidation
+  // executes after the PASID-cache one, the device-TLB one after it ([VTD] 6.5.2.12).
+  auto run = [](std::vector<QiDescriptor> ds) {
+    ScalableAts s;
+    EXPECT_TRUE(only_pa(s.dma(5), 0x200'0000));
+    auto& t2 = s.g.table(Stage::first, 4);
+    EXPECT_TRUE(t2.map(0x10000, 0x210'0000, k4K, Perms{}));
+    s.g.sm_pasid(0x10, 5, fs_entry(1, t2.root()));
+    EXPECT_TRUE(s.g.commit());
+    EXPECT_EQ(s.g.inv(ds), (hw::QueueOutcome{uint32_t(ds.size()), ""}));
+    return pas(s.dma(5));
+  };
+  const auto pc5 = pc(PasidCacheGranularity::pasid, 1, 5);
+  EXPECT_EQ(run({pc5, piotlb_all(1, 5), pdevtlb(0x10, 5, 0x10000), wait()}),
+            (std::vector<uint64_t>{0x210'0000}));
+  // Not ordered behind the PASID-cache invalidation without an IOTLB one in between.
+  EXPECT_EQ(run({piotlb_all(1, 5), pc5, pdevtlb(0x10, 5, 0x10000), wait()}), kOldNew);
+}
+
+TEST(VtdDevTlb, ResumeCompletesWhatWasAhead) {
+  // The failing descriptor becomes a wait: the PASID-based IOTLB invalidation ahead of it has
+  // completed before the next submission's type 3 descriptor.
+  ScalableAts s;
+  EXPECT_TRUE(only_pa(s.dma(), 0x200'0000));
+  s.remap();
+  const QiDesc a = encode(piotlb_page(1, 0, 0x10000));
+  EXPECT_EQ(s.g.m.submit(std::vector<uint64_t>{a[0], a[1], a[2], a[3], 0xf, 0, 0, 0}),
+            (hw::QueueOutcome{1, "IQE"}));
+  EXPECT_EQ(s.g.m.resume(), (hw::QueueOutcome{}));
+  EXPECT_EQ(pas(s.dma()), kOldNew);
+  EXPECT_EQ(s.g.inv({devtlb(0x10, 0x10000), wait()}), kOk2);
+  EXPECT_TRUE(only_pa(s.dma(), 0x210'0000));
+}
+
+TEST(VtdDevTlb, PasidTagsOfTheInvalidations) {
+  ScalableAts s;
+  EXPECT_TRUE(only_pa(s.dma(), 0x200'0000));
+  EXPECT_TRUE(only_pa(s.dma(5), 0x200'0000));
+  s.remap();
+  EXPECT_EQ(s.g.inv({piotlb_all(1, 0), piotlb_all(1, 5), wait()}), (hw::QueueOutcome{3, ""}));
+  EXPECT_EQ(pas(s.dma()), kOldNew);
+  EXPECT_EQ(pas(s.dma(5)), kOldNew);
+  // Type 8 with G: every PASID of the device, not its requests without PASID (weaker reading).
+  EXPECT_EQ(s.g.inv({pdevtlb(0x10, 9, 0x10000, false, true), wait()}), kOk2);
+  EXPECT_TRUE(only_pa(s.dma(5), 0x210'0000));
+  EXPECT_EQ(pas(s.dma()), kOldNew);
+  // Type 8 for RID_PASID is not type 3 either.
+  EXPECT_EQ(s.g.inv({pdevtlb(0x10, 0, 0x10000), wait()}), kOk2);
+  EXPECT_EQ(pas(s.dma()), kOldNew);
+  EXPECT_EQ(s.g.inv({devtlb(0x10, 0x10000), wait()}), kOk2);
+  EXPECT_TRUE(only_pa(s.dma(), 0x210'0000));
+  // And type 3 covers no translation for requests with PASID (weaker reading).
+  ScalableAts t;
+  EXPECT_TRUE(only_pa(t.dma(5), 0x200'0000));
+  t.remap();
+  EXPECT_EQ(t.g.inv({piotlb_all(1, 5), wait()}), kOk2);
+  EXPECT_EQ(t.g.inv({devtlb(0x10, 0x10000), devtlb_all(0x10), wait()}), (hw::QueueOutcome{3, ""}));
+  EXPECT_EQ(pas(t.dma(5)), kOldNew);
+  EXPECT_EQ(t.g.inv({pdevtlb(0x10, 5, 0x10000), wait()}), kOk2);
+  EXPECT_TRUE(only_pa(t.dma(5), 0x210'0000));
+}
+
+TEST(VtdDevTlb, NoDeviceTlbWithoutAts) {
+  // TT = multi-level: translation requests are UR ([VTD] 4.2.3 Table 10).
+  LegacyAts l(TranslationType::multi_level);
+  l.remap(0x10000, 0x210'0000);
+  ASSERT_TRUE(l.g.commit());
+  EXPECT_EQ(l.g.inv({iotlb_page(1, 0x10000), wait()}), kOk2);
+  EXPECT_TRUE(only_pa(l.dma(0x10000), 0x210'0000));
+  // DTE = 0, or no ECAP.DT.
+  for (const auto& [dte, f] : {std::pair{false, with_dev_tlb()}, std::pair{true, Features{}}}) {
+    ScalableAts s(dte, f);
+    s.remap();
+    EXPECT_EQ(s.g.inv({piotlb_page(1, 0, 0x10000), wait()}), kOk2);
+    EXPECT_TRUE(only_pa(s.dma(), 0x210'0000));
+  }
+  // TT = device-TLB without ECAP.DT is an invalid context entry (Qc:vtd_ce_type_check).
+  LegacyAts n(TranslationType::dev_iotlb, Features{});
+  EXPECT_TRUE(only_fault(n.dma(0x10000), FR::context_invalid));
+}
+
+TEST(VtdDevTlb, OnlyAnswersGivenOnceAtsIsAllowed) {
+  // TT = multi-level while the old page was in use and until the IOTLB forgot it; then TT =
+  // device-TLB: the device never got the old translation.
+  LegacyAts s(TranslationType::multi_level);
+  EXPECT_TRUE(only_pa(s.dma(0x10000), 0x200'0000));
+  s.remap(0x10000, 0x210'0000);
+  ASSERT_TRUE(s.g.commit());
+  EXPECT_EQ(s.g.inv({iotlb_page(1, 0x10000), wait()}), kOk2);
+  s.g.legacy_context(0x10, 1, s.t.root(), 4, TranslationType::dev_iotlb);
+  ASSERT_TRUE(s.g.commit());
+  EXPECT_EQ(s.g.inv({cc(CcGranularity::device, 1, 0x10), wait()}), kOk2);
+  EXPECT_TRUE(only_pa(s.dma(0x10000), 0x210'0000));
+  // From then on it keeps what it is given.
+  s.remap(0x10000, 0x220'0000);
+  ASSERT_TRUE(s.g.commit());
+  EXPECT_EQ(s.g.inv({iotlb_page(1, 0x10000), wait()}), kOk2);
+  EXPECT_EQ(pas(s.dma(0x10000)), (std::vector<uint64_t>{0x210'0000, 0x220'0000}));
+}
+
+TEST(VtdDevTlb, FaultsAreNotCached) {
+  LegacyAts s;
+  EXPECT_TRUE(only_fault(s.dma(0x11000), FR::no_read));
+  ASSERT_TRUE(s.t.map(0x11000, 0x220'0000, k4K, Perms{}));
+  ASSERT_TRUE(s.g.commit());
+  EXPECT_TRUE(only_pa(s.dma(0x11000), 0x220'0000));
+  // Unmapped: the IOMMU faults once its IOTLB entry is gone; the device TLB keeps the page.
+  s.g.put(s.g.slot(s.t.root(), 4, 0x10000, 1), 0);
+  ASSERT_TRUE(s.g.commit());
+  EXPECT_EQ(s.g.inv({iotlb_page(1, 0x10000), wait()}), kOk2);
+  auto a = s.dma(0x10000);
+  EXPECT_EQ(pas(a), (std::vector<uint64_t>{0x200'0000}));
+  EXPECT_EQ(reasons(a), (std::vector<FaultReason>{FR::no_read}));
+  EXPECT_EQ(s.g.inv({devtlb(0x10, 0x10000), wait()}), kOk2);
+  EXPECT_TRUE(only_fault(s.dma(0x10000), FR::no_read));
+}
+
+TEST(VtdDevTlb, OutlivesTheIommuCaches) {
+  LegacyAts s;
+  s.remap(0x10000, 0x210'0000);
+  ASSERT_TRUE(s.g.commit());
+  EXPECT_EQ(s.g.inv({cc(CcGranularity::global), iotlb(IotlbGranularity::global), wait()}),
+            (hw::QueueOutcome{3, ""}));
+  EXPECT_EQ(s.g.m.stale_epochs(), 0u); // nothing left in the IOMMU's caches
+  EXPECT_EQ(pas(s.dma(0x10000)), kOldNew);
+  // A later write and remap back and forth do not matter; the device-TLB invalidation does.
+  s.remap(0x10000, 0x230'0000);
+  ASSERT_TRUE(s.g.commit());
+  EXPECT_EQ(s.g.inv({iotlb(IotlbGranularity::global), devtlb_all(0x10), wait()}),
+            (hw::QueueOutcome{3, ""}));
+  EXPECT_TRUE(only_pa(s.dma(0x10000), 0x230'0000));
+}
+
+TEST(VtdDevTlb, IotlbInvalidationIssuedBeforeTheWriteDoesNotCount) {
+  // The IOTLB invalidation ahead of the device-TLB one was issued before the remap: the IOMMU
+  // may still have answered with the old page when the device-TLB invalidation executed.
+  LegacyAts s;
+  EXPECT_EQ(s.g.inv({iotlb_page(1, 0x10000)}), (hw::QueueOutcome{1, ""}));
+  s.remap(0x10000, 0x210'0000);
+  ASSERT_TRUE(s.g.commit());
+  EXPECT_EQ(s.g.inv({devtlb(0x10, 0x10000), wait()}), kOk2);
+  EXPECT_EQ(s.g.inv({iotlb_page(1, 0x10000), wait()}), kOk2);
+  EXPECT_EQ(pas(s.dma(0x10000)), kOldNew);
+}
+
+TEST(VtdDevTlb, InvalidationBeforeTheWriteDoesNotCover) {
+  LegacyAts s;
+  EXPECT_EQ(s.g.inv({iotlb_page(1, 0x10000), devtlb(0x10, 0x10000), wait()}),
+            (hw::QueueOutcome{3, ""}));
+  s.remap(0x10000, 0x210'0000);
+  ASSERT_TRUE(s.g.commit());
+  EXPECT_EQ(s.g.inv({iotlb_page(1, 0x10000), wait()}), kOk2);
+  EXPECT_EQ(pas(s.dma(0x10000)), kOldNew);
+}
+
 // ---- Property ---------------------------------------------------------------------------
 
 // Random mappings, remaps, unmaps and arbitrary table words, with random partial
@@ -1019,6 +1414,78 @@ RC_GTEST_PROP(VtdMachineProps, GlobalInvalidationLeavesOnlyTheFreshWalk, ()) {
   probe(true);
   RC_TAG(mode == M::legacy ? "legacy" : mode == M::fs ? "fs" : mode == M::ss ? "ss" : "nested");
   RC_TAG(stale_seen ? "stale outcomes allowed before" : "no stale outcome");
+}
+
+// With a device TLB and no device-TLB invalidation, every translation an access was allowed
+// stays allowed; after global IOMMU invalidations, a wait, and a device-TLB invalidation of
+// everything and a wait, only the fresh walk's outcome is.
+RC_GTEST_PROP(VtdDevTlbProps, DeviceTlbKeepsWhatItWasGivenUntilInvalidated, ()) {
+  const bool scalable = *rc::gen::arbitrary<bool>();
+  Rig g(scalable, with_dev_tlb());
+  PageTableBuilder& t = g.table(scalable ? Stage::first : Stage::second, 4);
+  std::vector<uint64_t> addrs;
+  auto data = [] { return 0x200'0000 + *rc::gen::inRange<uint64_t>(0, 64) * k4K; };
+  const int n = *rc::gen::inRange(1, 6);
+  for (int i = 0; i < n; ++i) {
+    const uint64_t addr = *rc::gen::inRange<uint64_t>(0, 32) * k4K +
+                          *rc::gen::element<uint64_t>(0, 0x20'0000, 0x4000'0000);
+    if (t.map(addr, data(), k4K, Perms{})) addrs.push_back(addr);
+  }
+  RC_PRE(!addrs.empty());
+  if (scalable) {
+    g.sm_context(0x10, true, false, true);
+    g.sm_pasid(0x10, 0, fs_entry(1, t.root()));
+  } else {
+    g.legacy_context(0x10, 1, t.root(), 4, TranslationType::dev_iotlb);
+  }
+  RC_ASSERT(g.commit());
+  std::map<uint64_t, std::set<uint64_t>> seen; // page -> every PA allowed so far
+  auto probe = [&] {
+    for (uint64_t addr : addrs) {
+      std::set<uint64_t> now;
+      for (uint64_t pa : pas(g.m.dma(req(0x10, addr))))
+        now.insert(pa);
+      for (uint64_t pa : seen[addr])
+        RC_ASSERT(now.count(pa) == 1u);
+      seen[addr].insert(now.begin(), now.end());
+    }
+  };
+  probe();
+  const int steps = *rc::gen::inRange(1, 7);
+  for (int step = 0; step < steps; ++step) {
+    const uint64_t addr = addrs[*rc::gen::inRange<size_t>(0, addrs.size())];
+    switch (*rc::gen::inRange(0, 4)) {
+    case 0: { // remap or unmap
+      const uint64_t v =
+          *rc::gen::arbitrary<bool>() ? (scalable ? fs_leaf(data()) : ss_leaf(data())) : 0;
+      g.put(g.slot(t.root(), 4, addr, 1), v);
+      RC_ASSERT(g.commit());
+      break;
+    }
+    case 1: // an IOTLB invalidation of the page, with or without a wait
+      RC_ASSERT(g.inv({scalable ? QiDescriptor{piotlb_page(1, 0, addr)}
+                                : QiDescriptor{iotlb_page(1, addr)}})
+                    .error.empty());
+      if (*rc::gen::arbitrary<bool>()) RC_ASSERT(g.inv({wait()}).error.empty());
+      break;
+    case 2: // the whole domain
+      RC_ASSERT(g.inv({iotlb(IotlbGranularity::domain, 1), wait()}).error.empty());
+      break;
+    default: // a device-TLB invalidation of another device
+      RC_ASSERT(g.inv({devtlb(0x18, addr), wait()}).error.empty());
+      break;
+    }
+    probe();
+  }
+  std::vector<QiDescriptor> all{cc(CcGranularity::global), iotlb(IotlbGranularity::global)};
+  if (scalable) all.push_back(pc(PasidCacheGranularity::global));
+  all.push_back(wait());
+  RC_ASSERT(g.inv(all).error.empty());
+  RC_ASSERT(g.m.stale_epochs() == 0u);
+  probe(); // the device TLB still holds everything
+  RC_ASSERT(g.inv({devtlb_all(0x10), wait()}) == kOk2);
+  for (uint64_t addr : addrs)
+    RC_ASSERT(g.m.dma(req(0x10, addr)).size() == 1u);
 }
 
 } // namespace
