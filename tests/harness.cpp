@@ -38,6 +38,13 @@ CallBuilder& CallBuilder::payload(std::vector<uint8_t> p) {
   return *this;
 }
 
+scenario::Scenario parse_ok(std::string_view text) {
+  std::vector<scenario::Diagnostic> d;
+  auto sc = scenario::parse(text, "t.scn", d);
+  EXPECT_TRUE(d.empty()) << (d.empty() ? "" : d.front().text());
+  return sc;
+}
+
 results::ScenarioResult run_text(std::string_view text, Profile p) {
   std::vector<scenario::Diagnostic> d;
   auto sc = scenario::parse(text, "test.scn", d);

@@ -4,6 +4,7 @@
 #include "iommufd/machine.h"
 #include "results.h"
 #include "runner/runner.h"
+#include "scenario/scenario.h"
 
 #include <string>
 #include <string_view>
@@ -34,6 +35,9 @@ public:
 private:
   Call call_;
 };
+
+// Parse scenario text, expecting no diagnostics.
+scenario::Scenario parse_ok(std::string_view text);
 
 // Run scenario text on a fresh model target.
 results::ScenarioResult run_text(std::string_view text, Profile p = Profile::linux_latest);

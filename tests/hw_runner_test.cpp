@@ -1,6 +1,7 @@
 // Hardware-level areas (smmuv3, vtd): the compiler builds what the README layouts say, bad
 // steps are errors at their position, and the runner catches targets that keep stale
 // translations, consume past a queue error or record the wrong fault.
+#include "harness.h"
 #include "hw/compile.h"
 #include "runner/runner.h"
 #include "scenario/scenario.h"
@@ -12,12 +13,7 @@
 namespace iommuspec::conformance {
 namespace {
 
-scenario::Scenario parse_ok(std::string_view text) {
-  std::vector<scenario::Diagnostic> d;
-  auto sc = scenario::parse(text, "t.scn", d);
-  EXPECT_TRUE(d.empty()) << (d.empty() ? "" : d.front().text());
-  return sc;
-}
+using test::parse_ok;
 
 results::ScenarioResult run(const scenario::Scenario& sc, Target& t) {
   return run_scenario(sc, t, iommufd::Profile::linux_latest);

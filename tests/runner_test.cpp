@@ -11,6 +11,8 @@
 namespace iommuspec::conformance {
 namespace {
 
+using test::parse_ok;
+
 using iommufd::Observation;
 
 // The model target with a hook that may corrupt each observation.
@@ -40,13 +42,6 @@ private:
   Hook hook_;
   int step_ = 0;
 };
-
-scenario::Scenario parse_ok(std::string_view text) {
-  std::vector<scenario::Diagnostic> d;
-  auto sc = scenario::parse(text, "t.scn", d);
-  EXPECT_TRUE(d.empty());
-  return sc;
-}
 
 constexpr const char* kInvalidate = R"(iommufd inv
 clauses = IOMMUFD.HWPT_INVALIDATE.entry_num

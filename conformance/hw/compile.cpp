@@ -113,13 +113,6 @@ using detail::expect_from;
 
 namespace sm = smmuv3;
 
-#define IOMMUSPEC_SET(field)                                                                       \
-  if constexpr (requires { c.field; })                                                             \
-    if (k == #field) {                                                                             \
-      c.field = decltype(c.field)(v);                                                              \
-      return true;                                                                                 \
-    }
-
 template <class T>
 bool set_field(T& c, std::string_view k, uint64_t v) {
   IOMMUSPEC_SET(v);
@@ -207,7 +200,6 @@ bool set_field(T& c, std::string_view k, uint64_t v) {
   IOMMUSPEC_SET(msi_addr);
   return false;
 }
-#undef IOMMUSPEC_SET
 
 std::optional<sm::Command> command_named(std::string_view op) {
   static const std::map<std::string_view, sm::Command, std::less<>> ops = {

@@ -6,6 +6,15 @@
 
 #include <fmt/format.h>
 
+// In a set_field(T& c, std::string_view k, uint64_t v): sets c.field from v when k names it
+// and T has it (each area lists its structures' fields, one IOMMUSPEC_SET per line).
+#define IOMMUSPEC_SET(field)                                                                       \
+  if constexpr (requires { c.field; })                                                             \
+    if (k == #field) {                                                                             \
+      c.field = decltype(c.field)(v);                                                              \
+      return true;                                                                                 \
+    }
+
 namespace iommuspec::conformance::hwc::detail {
 
 struct Error {

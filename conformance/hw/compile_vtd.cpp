@@ -21,13 +21,6 @@ constexpr uint64_t kWaitStatus = 0x410000;
 constexpr Range kTablePool{0x1000000, 0x1ffffff};
 constexpr uint64_t kTableSpan = 0x100000; // each table's share of the pool
 
-#define IOMMUSPEC_SET(field)                                                                       \
-  if constexpr (requires { c.field; })                                                             \
-    if (k == #field) {                                                                             \
-      c.field = decltype(c.field)(v);                                                              \
-      return true;                                                                                 \
-    }
-
 // A structure or descriptor field by its format.h name; `p` is `present`, `if` is `if_`,
 // `qdep` is `mip` (Linux's name for the device-TLB descriptor's MIP field, iommu.h:421).
 template <class T>
@@ -80,7 +73,6 @@ bool set_field(T& c, std::string_view k, uint64_t v) {
   IOMMUSPEC_SET(pasid);
   return false;
 }
-#undef IOMMUSPEC_SET
 
 // Sets the fields `args` name, skipping `skip`; an unknown one is an error naming `what`.
 template <class T>

@@ -14,4 +14,11 @@ struct Clause {
   std::string_view note;   // where the kernel-doc and the code disagree, or ""
 };
 
+// The clause of a catalogue with this id, or nullptr.
+inline const Clause* find_clause(std::span<const Clause> all, std::string_view id) {
+  for (const auto& c : all)
+    if (c.id == id) return &c;
+  return nullptr;
+}
+
 } // namespace iommuspec

@@ -19,9 +19,7 @@ std::span<const Clause> all_clauses() {
   return kClauses;
 }
 const Clause* clause_by_id(std::string_view id) {
-  for (const auto& c : kClauses)
-    if (c.id == id) return &c;
-  return nullptr;
+  return find_clause(kClauses, id);
 }
 
 } // namespace iommuspec::iommufd

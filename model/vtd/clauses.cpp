@@ -18,9 +18,7 @@ std::span<const Clause> all_clauses() {
 }
 
 const Clause* clause_by_id(std::string_view id) {
-  for (const auto& c : kClauses)
-    if (c.id == id) return &c;
-  return nullptr;
+  return find_clause(kClauses, id);
 }
 
 } // namespace iommuspec::vtd
