@@ -37,7 +37,7 @@ bool wants(const Setup& s, std::string_view f) {
 
 class SmmuModel final : public HwModel {
 public:
-  explicit SmmuModel(const Setup& s) : m_(layout(s)) {}
+  explicit SmmuModel(const Setup& s) : m_(layout(s), features(s)) {}
 
   bool write(const std::vector<hw::Write>& ws) override { return m_.write(ws); }
   hw::QueueOutcome submit(const std::vector<uint64_t>& e) override {
@@ -122,6 +122,12 @@ private:
     smmuv3::Layout l;
     l.evtq_log2 = s.evtq_log2;
     return l;
+  }
+  // The unit the scenario asks for: smmuv3::Features' defaults, plus IDR0.ATS with `ats`.
+  static smmuv3::Features features(const Setup& s) {
+    smmuv3::Features f;
+    f.ats = wants(s, "ats");
+    return f;
   }
   smmuv3::Machine m_;
   std::map<std::string, smmuv3::VSmmu> viommus_;
@@ -212,8 +218,9 @@ std::unique_ptr<HwModel> make_hw_model(const Setup& s) {
 }
 
 const std::vector<std::string>& hw_features(std::string_view area) {
-  static const std::vector<std::string> smmu = {"smmuv3",    "stage1",     "stage2",     "nested",
-                                                "range_inv", "granule16k", "granule64k", "viommu"};
+  static const std::vector<std::string> smmu = {"smmuv3",     "stage1",    "stage2",
+                                                "nested",     "range_inv", "granule16k",
+                                                "granule64k", "viommu",    "ats"};
   static const std::vector<std::string> vtd = {
       "vtd",          "legacy", "scalable",  "first_stage", "second_stage", "nested",
       "pass_through", "pasid",  "superpage", "five_level",  "viommu",       "dev_tlb"};

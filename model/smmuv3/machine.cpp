@@ -381,6 +381,28 @@ bool fetch_ste(const Memory& m, const Layout& lay, const hw::DmaRequest& r, SteR
   return true;
 }
 
+// [A] 5.2 STE.EATS (IGNORED without IDR0.ATS, and when Config[1:0] == 0b00): 0b01 "is
+// ILLEGAL if ... STE.Config == 0b11x and STE.S2S == 1" (SMMUv3.1 on; for Config == 0b10x
+// the check is CONSTRAINED UNPREDICTABLE, and Arm recommends against it: the model does not
+// make it, README "Machine"); 0b10 "the STE is ILLEGAL ... if STE.Config != 0b111 or
+// STE.S2S == 1" (NS1ATS == 1 as well: the model's unit has NS1ATS = 0); 0b11 with IDR3.DPT
+// == 0 is "Reserved ... and behaves as 0b00". ILLEGAL: C_BAD_STE. Clause SMMUV3.STE.eats.
+bool eats_legal(const Features& f, const Ste& ste) {
+  const uint8_t cfg = uint8_t(ste.config);
+  if (!f.ats || (cfg & 3) == 0) return true;
+  if (ste.eats == 1) return !((cfg & 6) == 6 && ste.s2_s);
+  if (ste.eats == 2) return ste.config == StreamConfig::nested && !ste.s2_s;
+  return true;
+}
+
+// Whether this STE services ATS Translation Requests: full ATS on a stream that translates
+// ([A] 5.2 EATS 0b01 "serviced by translating at all enabled stages"; Config 0b100 and
+// 0b000: effectively 0b00; 0b10 behaves as 0b00 with CR0.ATSCHK == 0, the model's unit).
+bool serves_translation_requests(const Features& f, const Ste& ste) {
+  const uint8_t cfg = uint8_t(ste.config);
+  return f.ats && ste.v && ste.eats == 1 && (cfg & 4) && (cfg & 3);
+}
+
 // V, Config and the stages the implementation has. False when the access ends here.
 bool check_ste(const Features& f, const hw::DmaRequest& r, SteResult& s) {
   // [A] STE.V = 0: C_BAD_STE ([QV] decode_ste "if (!STE_VALID(ste))").
@@ -399,6 +421,7 @@ bool check_ste(const Features& f, const hw::DmaRequest& r, SteResult& s) {
     if (!s.s2) return s.end(config_event(EventType::c_bad_ste, r), "SMMUV3.STE.s2_config");
     if (!f.stage1) s.s2->vmid = s.ste.s2_vmid;
   }
+  if (!eats_legal(f, s.ste)) return s.end(config_event(EventType::c_bad_ste, r), "SMMUV3.STE.eats");
   s.valid = true;
   if (!known) return s.end(aborted(), "SMMUV3.STE.abort");
   return true;
@@ -577,6 +600,10 @@ std::string_view command_error(const Command& c, const Features& f) {
       std::holds_alternative<CmdTlbiEl2All>(c) || std::holds_alternative<CmdTlbiEl2Asid>(c) ||
       std::holds_alternative<CmdTlbiEl2Va>(c) || std::holds_alternative<CmdTlbiEl2Vaa>(c);
   if (el2 && !f.hyp) return "CERROR_ILL";
+  // [A] 4.5.1 CMD_ATC_INV "is ILLEGAL if ... SMMU_IDR0.ATS == 0" (SMMUV3.CMDQ.ill_ats);
+  // 4.5.2 CMD_PRI_RESP "is ILLEGAL if ... SMMU_IDR0.PRI == 0" (the model's unit has no PRI).
+  if (std::holds_alternative<CmdAtcInv>(c) && !f.ats) return "CERROR_ILL";
+  if (std::holds_alternative<CmdPriResp>(c)) return "CERROR_ILL";
   return "";
 }
 
@@ -585,7 +612,13 @@ Machine::Machine(Layout layout, Features features)
         Memory m;
         m.add_region(layout.ram);
         return m;
-      }()) {}
+      }()) {
+  atc_point();
+}
+
+void Machine::atc_point() {
+  if (features_.ats) atc_points_.push_back({hist_, time_});
+}
 
 bool Machine::write(std::span<const hw::Write> ws) {
   const size_t before = hist_.stale().size();
@@ -593,6 +626,7 @@ bool Machine::write(std::span<const hw::Write> ws) {
   if (hist_.stale().size() != before) { // memory changed: an epoch ended at this number
     seq_ = hist_.stale().back().end;
     time_.writes.push_back(seq_);
+    atc_point();
   }
   return true;
 }
@@ -605,6 +639,8 @@ void Machine::sync() {
     time_.done.push_back(std::move(l));
   }
   pending_.clear();
+  for (AtcInvalidation& a : atc_invs_)
+    a.done = true;
 }
 
 hw::QueueOutcome Machine::run(std::span<const Cmd2> cmds) {
@@ -622,6 +658,10 @@ hw::QueueOutcome Machine::run(std::span<const Cmd2> cmds) {
     }
     if (std::holds_alternative<CmdSync>(c)) {
       sync();
+    } else if (const auto* atc = std::get_if<CmdAtcInv>(&c)) {
+      // Where it is consumed: the SMMU's state then decides what the device may ask again.
+      atc_point();
+      atc_invs_.push_back({*atc, atc_points_.size() - 1, false});
     } else {
       hist_.issue(c); // numbered seq_ + 1 by the history
       pending_.push_back({c, ++seq_, 0});
@@ -629,6 +669,7 @@ hw::QueueOutcome Machine::run(std::span<const Cmd2> cmds) {
     ++out.consumed;
   }
   prune();
+  atc_point();
   return out;
 }
 
@@ -756,9 +797,11 @@ uint64_t span_of(Granule g, int level) {
 
 class Lookup {
 public:
+  // treq: the answers to an ATS Translation Request for the access (only STEs that service
+  // them count; the caller keeps the translations).
   Lookup(const CacheHistory<Command>& h, const Timeline& t, const Layout& lay, const Features& f,
-         const hw::DmaRequest& r)
-      : h_(h), t_(t), lay_(lay), f_(f), r_(r) {
+         const hw::DmaRequest& r, bool treq = false)
+      : h_(h), t_(t), lay_(lay), f_(f), r_(r), treq_(treq) {
     views_.reserve(h.stale().size());
     for (const auto& e : h.stale())
       views_.push_back(view(e.mem, lay, f, r));
@@ -766,15 +809,17 @@ public:
 
   std::vector<Allowed> run() {
     const SteResult cur = resolve_ste(h_.memory(), lay_, f_, r_);
-    for (const Allowed& a : cur.stop)
-      add(a.outcome, a.clause);
-    if (cur.stop.empty()) with_ste(cur, "");
+    if (serves(cur)) {
+      for (const Allowed& a : cur.stop)
+        add(a.outcome, a.clause);
+      if (cur.stop.empty()) with_ste(cur, "");
+    }
     // Cached STEs of earlier images: [A] 3.21.3 "Any STE ... within the STE table ... can be
     // fetched and cached", "whether marked as valid or not" (V = 0 or ILLEGAL: C_BAD_STE).
     for (size_t i = 0; i < views_.size(); ++i) {
       if (!survives(i, ste_key())) continue;
       const SteResult s = resolve_ste(image(i), lay_, f_, r_);
-      if (!s.fetched) continue; // a failed fetch is not cached
+      if (!s.fetched || !serves(s)) continue; // a failed fetch is not cached
       const std::string_view clause =
           s.valid ? "SMMUV3.CACHE.config" : "SMMUV3.CACHE.config_invalid";
       for (const Allowed& a : s.stop)
@@ -786,6 +831,9 @@ public:
 
 private:
   const Memory& image(size_t i) const { return h_.stale()[i].mem; }
+  bool serves(const SteResult& s) const {
+    return !treq_ || (s.valid && serves_translation_requests(f_, s.ste));
+  }
   bool survives(size_t i, const Key& k) const {
     return h_.survives(i, [&](const Command& c) { return covers(c, k, f_); });
   }
@@ -1048,14 +1096,74 @@ private:
   const Layout& lay_;
   const Features& f_;
   const hw::DmaRequest& r_;
+  bool treq_ = false;
   std::vector<EpochView> views_;
   std::vector<Allowed> out_;
 };
 
+// ---- ATC -------------------------------------------------------------------------------------
+// With Features::ats, a device whose STE services ATS Translation Requests (EATS = 0b01) may
+// have asked at any earlier point, and hold what the SMMU could have answered then: the
+// translations of its allowed set there, stale cached entries included ([A] 3.9.1.2; 5.2
+// EATS "Translated traffic from the StreamID of the STE is allowed to bypass"). A fault
+// answers nothing ([A] 3.9.1.2: the response carries no translation; with REC_CFG_ATS = 0
+// no event is recorded): the device then sends the untranslated access, whose outcomes are
+// the SMMU's set. Clause SMMUV3.ATC.fill.
+//
+// A CMD_ATC_INV covering the access (atc_covers) removes such a translation for good once a
+// later CMD_SYNC has completed ([A] 4.5.1 "Completion is ensured by the completion of a
+// subsequent CMD_SYNC"), if, from the point it was consumed on, the SMMU could no longer
+// answer with it: otherwise the device may have asked again and been answered from an entry
+// whose TLB invalidation had not completed ([A] 4.5.1: "after ensuring completion of the SMMU
+// translation invalidate, issue a CMD_ATC_INV"). Consumption is the earliest point it can
+// act (the weaker reading). Clauses SMMUV3.ATC.inv, SMMUV3.ATC.after_tlbi.
+
+// [A] 4.5.1: "Sends an invalidation request to StreamID, and SubstreamID when SSV == 1, for
+// translations spanned by Address plus span of 4096 * 2^Size. The Address span is aligned to
+// its size by the SMMU"; "A Size value of 52 corresponds to a 2^64 byte span"; a larger Size
+// "might cause an UNKNOWN span to be used, which might mean no invalidation occurs" (the
+// weaker reading: none). SSV == 0 reaches the translations of requests without a PASID (the
+// note on S1DSS == 0b10: "software must issue CMD_ATC_INV with SSV == 0" for them), SSV == 1
+// those of its SubstreamID; Global is only a hint for other PASIDs' global entries (PCIe ATS),
+// so it is required to cover no more. The device may hold the 4K page of the access alone
+// (the STU is at least 4K), so the span must hold that page. Clause SMMUV3.ATC.scope.
+bool atc_covers(const CmdAtcInv& c, const hw::DmaRequest& r) {
+  if (c.sid != r.sid || c.ssv != r.ssid.has_value()) return false;
+  if (c.ssv && c.ssid != *r.ssid) return false;
+  if (c.size > 52) return false;
+  const uint64_t mask = c.size >= 52 ? ~uint64_t(0) : (bit(12 + c.size) - 1);
+  return ((r.addr & ~uint64_t(0xfff)) & ~mask) == (c.addr & ~mask);
+}
+
 } // namespace
 
 std::vector<Allowed> Machine::dma(const hw::DmaRequest& r) const {
-  return Lookup(hist_, time_, layout_, features_, r).run();
+  std::vector<Allowed> out = Lookup(hist_, time_, layout_, features_, r).run();
+  if (features_.ats) atc(r, out);
+  return out;
+}
+
+void Machine::atc(const hw::DmaRequest& r, std::vector<Allowed>& out) const {
+  // What a Translation Request for this access was answered with at each point.
+  std::vector<std::vector<hw::DmaOutcome>> answers(atc_points_.size());
+  for (size_t p = 0; p < atc_points_.size(); ++p)
+    for (Allowed& a :
+         Lookup(atc_points_[p].hist, atc_points_[p].time, layout_, features_, r, true).run())
+      if (a.outcome.kind == hw::DmaOutcome::Kind::ok) answers[p].push_back(std::move(a.outcome));
+  auto answered_from = [&](size_t k, const hw::DmaOutcome& o) {
+    for (size_t q = k; q < answers.size(); ++q)
+      if (std::find(answers[q].begin(), answers[q].end(), o) != answers[q].end()) return true;
+    return false;
+  };
+  for (const auto& at : answers)
+    for (const hw::DmaOutcome& o : at) {
+      if (std::any_of(out.begin(), out.end(), [&](const Allowed& a) { return a.outcome == o; }))
+        continue;
+      const bool gone = std::any_of(atc_invs_.begin(), atc_invs_.end(), [&](const auto& inv) {
+        return inv.done && atc_covers(inv.cmd, r) && !answered_from(inv.point, o);
+      });
+      if (!gone) out.push_back({o, "SMMUV3.ATC.fill"});
+    }
 }
 
 void Machine::after_dma(const hw::DmaRequest& r, const std::vector<Allowed>& allowed,

@@ -16,7 +16,16 @@
 // Model limits (see README.md "Machine"): linear stream and CD tables only; entries cached
 // during an epoch come from that epoch's image alone (except rebuilt combined entries: a
 // stage-2 leaf still cached, with the current stage-1 tables or a stage-1 leaf still
-// cached); no ATS/ATC, stalls or PRI.
+// cached); no stalls or PRI.
+//
+// ATC (Features::ats, IDR0.ATS): a device whose STE has EATS = 0b01 (full ATS) may hold in
+// its ATC any translation the SMMU could have answered a Translation Request with at an
+// earlier point (speculatively, stale cached entries included), and send the access as a
+// Translated transaction, which bypasses the SMMU (the unit runs with CR0.ATSCHK = 0 and
+// CR2.REC_CFG_ATS = 0: IHI 0070 5.2 EATS, 3.9.1.2). A CMD_ATC_INV removes such a
+// translation once a later CMD_SYNC has completed, if from the point it was consumed on
+// the SMMU could no longer answer with it (4.5.1: "after ensuring completion of the SMMU
+// translation invalidate, issue a CMD_ATC_INV"). See machine.cpp "ATC".
 #pragma once
 
 #include "core/history.h"
@@ -49,6 +58,7 @@ struct Features {
   bool nested = true;    // both, and STE.Config = 0b111 accepted
   bool range_inv = true; // IDR3.RIL
   bool hyp = false;      // IDR0.HYP: the EL2 TLBI commands are legal
+  bool ats = false;      // IDR0.ATS: STE.EATS is not IGNORED, CMD_ATC_INV is legal
   // IDR5.OAS in bits (32..56, IHI 0070 6.3.6); 0: not given, so every size is possible.
   // Only the bypass check uses it (machine.cpp bypass_outcomes).
   unsigned oas_bits = 0;
@@ -116,6 +126,21 @@ private:
   uint64_t seq_ = 0;         // the history's last sequence number
   std::vector<Logged> pending_;
   Timeline time_;
+  // The ATC (Features::ats): the SMMU as it was at each point a Translation Request could
+  // have been answered differently, and every CMD_ATC_INV with the point it was consumed at.
+  struct AtcPoint {
+    CacheHistory<Command> hist;
+    Timeline time;
+  };
+  struct AtcInvalidation {
+    CmdAtcInv cmd;
+    size_t point = 0;
+    bool done = false; // a later CMD_SYNC completed
+  };
+  std::vector<AtcPoint> atc_points_;
+  std::vector<AtcInvalidation> atc_invs_;
+  void atc_point();
+  void atc(const hw::DmaRequest& r, std::vector<Allowed>& out) const;
   hw::QueueOutcome run(std::span<const Cmd2> cmds);
   void sync();
   void prune();

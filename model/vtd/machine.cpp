@@ -760,7 +760,12 @@ hw::QueueOutcome Machine::resume() {
   wait_done(false); // Linux's wait descriptor has FN = 0 (dmar.c qi_submit_sync)
   const std::vector<QiDesc> rest = std::move(rest_);
   rest_.clear();
-  return run(rest);
+  // IQH was left at the failing descriptor, now the wait: it is fetched, and IQH moves past
+  // it, before the rest ([DS] IQH "incremented after the command has been fetched
+  // successfully"), so consumed counts it as SMMUv3's resume counts the replacing CMD_SYNC.
+  hw::QueueOutcome out = run(rest);
+  ++out.consumed;
+  return out;
 }
 
 // ---- Device accesses --------------------------------------------------------------------------

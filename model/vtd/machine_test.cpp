@@ -764,7 +764,7 @@ TEST(VtdMachine, IqeStopsTheQueueWithEarlierDescriptorsEffective) {
   EXPECT_EQ(g.inv({wait()}), (hw::QueueOutcome{0, "IQE"}));
   EXPECT_EQ(pas(g.m.dma(req(0x10, 0x10000))).size(), 2u);
   // Resume: the failing descriptor becomes a wait (completing the first), then the rest.
-  EXPECT_EQ(g.m.resume(), (hw::QueueOutcome{3, ""}));
+  EXPECT_EQ(g.m.resume(), (hw::QueueOutcome{4, ""})); // the wait, then 3
   EXPECT_FALSE(g.m.stopped());
   EXPECT_TRUE(only_pa(g.m.dma(req(0x10, 0x10000)), 0x210'0000));
   EXPECT_TRUE(only_pa(g.m.dma(req(0x10, 0x20000)), 0x210'1000));
@@ -774,7 +774,7 @@ TEST(VtdMachine, IqeStopsTheQueueWithEarlierDescriptorsEffective) {
 TEST(VtdMachine, LegacyQueueRefusesPasidGranularDescriptors) {
   Rig g(false);
   EXPECT_EQ(g.inv({wait(), piotlb_all(1, 0), wait()}), (hw::QueueOutcome{1, "IQE"}));
-  EXPECT_EQ(g.m.resume(), (hw::QueueOutcome{1, ""}));
+  EXPECT_EQ(g.m.resume(), (hw::QueueOutcome{2, ""}));
 }
 
 // ---- Fault recording --------------------------------------------------------------------
@@ -1122,7 +1122,7 @@ TEST(VtdDevTlb, ResumeCompletesWhatWasAhead) {
   const QiDesc a = encode(piotlb_page(1, 0, 0x10000));
   EXPECT_EQ(s.g.m.submit(std::vector<uint64_t>{a[0], a[1], a[2], a[3], 0xf, 0, 0, 0}),
             (hw::QueueOutcome{1, "IQE"}));
-  EXPECT_EQ(s.g.m.resume(), (hw::QueueOutcome{}));
+  EXPECT_EQ(s.g.m.resume(), (hw::QueueOutcome{1, ""})); // the replacing wait
   EXPECT_EQ(pas(s.dma()), kOldNew);
   EXPECT_EQ(s.g.inv({devtlb(0x10, 0x10000), wait()}), kOk2);
   EXPECT_TRUE(only_pa(s.dma(), 0x210'0000));
