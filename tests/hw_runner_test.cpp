@@ -9,6 +9,7 @@
 
 #include <functional>
 #include <gtest/gtest.h>
+#include <set>
 
 namespace iommuspec::conformance {
 namespace {
@@ -27,10 +28,14 @@ public:
   std::function<void(hw::RecordsOutcome&)> on_records;
   std::function<void(hw::RecordsOutcome&)> on_vevents;
 
+  std::set<std::string> lacks; // features it does not report
+
   HwLiar() : inner_(make_model_target(iommufd::Profile::linux_latest)) {}
   TargetInfo info() const override {
     auto i = inner_->info();
     i.name = "liar";
+    for (const auto& f : lacks)
+      i.features.erase(f);
     return i;
   }
   void reset() override { inner_->reset(); }
@@ -228,6 +233,36 @@ uint64_t written(const hwc::Step& s, uint64_t pa) {
   for (const auto& w : s.writes)
     if (w.pa == pa) return w.value;
   return 0;
+}
+
+// A target whose devices cannot issue an access the scenario makes (here: with a PASID)
+// reports the scenario unsupported, before any step, and names what it lacks.
+TEST(HwRunner, AccessesADeviceCannotIssueAreUnsupported) {
+  const auto sc = parse_ok(R"(vtd pasid-access
+clauses = VTD.INV.PIOTLB.page_scope
+features = vtd scalable first_stage
+1: table T stage=1 levels=4
+2: map T iova=0x10000 pa=0x2000000 size=0x1000
+3: context sid=0x0010
+4: pasid sid=0x0010 pasid=5 pgtt=fs did=1 fs=T
+5: dma sid=0x0010 pasid=5 iova=0x10000
+6: dma sid=0x0018 iova=0x10000 priv=0
+)");
+  std::vector<scenario::Diagnostic> diags;
+  const auto c = hwc::compile(sc, diags);
+  ASSERT_TRUE(c) << diags.front().text();
+  EXPECT_EQ(c->setup.requesters, (std::vector<uint32_t>{0x10, 0x18}));
+  EXPECT_EQ(c->setup.needs, (std::vector<std::string>{"dma_ssid", "dma_unpriv"}));
+  HwLiar t;
+  const auto all = run(sc, t);
+  EXPECT_EQ(all.verdict, "pass") << all.message;
+  t.lacks = {"dma_ssid"};
+  int dmas = 0;
+  t.on_dma = [&](const hw::DmaRequest&, hw::DmaOutcome&, int) { ++dmas; };
+  const auto r = run(sc, t);
+  EXPECT_EQ(r.verdict, "unsupported");
+  EXPECT_NE(r.message.find("dma_ssid"), std::string::npos) << r.message;
+  EXPECT_EQ(dmas, 0);
 }
 
 TEST(VtdCompiler, ContextAndPasidFollowTheReadmeLayout) {

@@ -631,10 +631,26 @@ bool field_defined(std::string_view area, const hw::DmaOutcome& o, std::string_v
 
 } // namespace
 
+// What the accesses need of their devices (Setup::needs, Setup::requesters).
+Compiled with_access_needs(Compiled c) {
+  std::set<std::string> needs;
+  std::set<uint32_t> requesters;
+  for (const Step& st : c.steps) {
+    if (st.kind != Step::Kind::dma) continue;
+    requesters.insert(st.dma.sid);
+    if (st.dma.ssid) needs.insert("dma_ssid");
+    if (!st.dma.priv) needs.insert("dma_unpriv");
+    if (st.dma.exec && !st.dma.write) needs.insert("dma_exec");
+  }
+  c.setup.needs.assign(needs.begin(), needs.end());
+  c.setup.requesters.assign(requesters.begin(), requesters.end());
+  return c;
+}
+
 std::optional<Compiled> compile(const scenario::Scenario& sc, std::vector<Diagnostic>& diags) {
   try {
-    if (sc.area == "smmuv3") return compile_smmuv3(sc);
-    if (sc.area == "vtd") return detail::compile_vtd(sc);
+    if (sc.area == "smmuv3") return with_access_needs(compile_smmuv3(sc));
+    if (sc.area == "vtd") return with_access_needs(detail::compile_vtd(sc));
     diags.push_back({sc.file, {1, 1}, fmt::format("no compiler for area '{}' yet", sc.area)});
   } catch (const Error& e) {
     diags.push_back({sc.file, e.pos, e.message});

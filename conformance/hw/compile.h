@@ -23,6 +23,12 @@ struct Setup {
   bool legacy = false;    // VT-d legacy root-table mode
   // The features the scenario needs: the unit a target (and the model) presents has them.
   std::vector<std::string> features;
+  // What its accesses need of the device that issues them, beyond a privileged data access
+  // without PASID: `dma_ssid` (a SubstreamID / PASID), `dma_unpriv`, `dma_exec`. A target
+  // whose devices cannot issue them lacks these features, and the scenario is unsupported.
+  std::vector<std::string> needs;
+  // The StreamIDs (VT-d: source-ids) of the accesses, ascending: the devices a target needs.
+  std::vector<uint32_t> requesters;
   friend bool operator==(const Setup&, const Setup&) = default;
 };
 

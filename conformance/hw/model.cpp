@@ -218,12 +218,13 @@ std::unique_ptr<HwModel> make_hw_model(const Setup& s) {
 }
 
 const std::vector<std::string>& hw_features(std::string_view area) {
-  static const std::vector<std::string> smmu = {"smmuv3",     "stage1",    "stage2",
-                                                "nested",     "range_inv", "granule16k",
-                                                "granule64k", "viommu",    "ats"};
+  static const std::vector<std::string> smmu = {
+      "smmuv3",     "stage1", "stage2", "nested",   "range_inv",  "granule16k",
+      "granule64k", "viommu", "ats",    "dma_ssid", "dma_unpriv", "dma_exec"};
   static const std::vector<std::string> vtd = {
-      "vtd",          "legacy", "scalable",  "first_stage", "second_stage", "nested",
-      "pass_through", "pasid",  "superpage", "five_level",  "viommu",       "dev_tlb"};
+      "vtd",    "legacy",       "scalable", "first_stage", "second_stage",
+      "nested", "pass_through", "pasid",    "superpage",   "five_level",
+      "viommu", "dev_tlb",      "dma_ssid", "dma_unpriv",  "dma_exec"};
   static const std::vector<std::string> none;
   return area == "smmuv3" ? smmu : area == "vtd" ? vtd : none;
 }

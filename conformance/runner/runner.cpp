@@ -203,6 +203,16 @@ void run_hw(const scenario::Scenario& sc, Target& target, results::ScenarioResul
     return;
   }
   const std::string& area = compiled->setup.area;
+  std::vector<std::string> missing;
+  const auto info = target.info();
+  for (const auto& n : compiled->setup.needs)
+    if (!info.features.count(n)) missing.push_back(n);
+  if (!missing.empty()) {
+    r.verdict = "unsupported";
+    r.message = fmt::format("target {} lacks {} (its devices cannot issue these accesses)",
+                            info.name, fmt::join(missing, ", "));
+    return;
+  }
   auto model = hwc::make_hw_model(compiled->setup);
   if (!model) {
     r.verdict = "error";
