@@ -5,6 +5,7 @@
 #include "hw/compile.h"
 #include "runner/runner.h"
 #include "scenario/scenario.h"
+#include "smmuv3/format.h"
 #include "vtd/format.h"
 
 #include <functional>
@@ -342,6 +343,118 @@ TEST(VtdCompiler, BadStepsAreErrorsAtTheirPosition) {
     ASSERT_FALSE(d.empty()) << step;
     EXPECT_NE(d.front().message.find(want), std::string::npos) << d.front().text();
     EXPECT_EQ(d.front().pos.line, 4) << step;
+  }
+}
+
+// ---- The SMMUv3 compiler: two-level tables -----------------------------------------------
+
+smmuv3::Ste8 words8(const hwc::Step& s, uint64_t pa) {
+  smmuv3::Ste8 w{};
+  for (size_t i = 0; i < 8; ++i)
+    w[i] = written(s, pa + 8 * i);
+  return w;
+}
+
+TEST(SmmuCompiler, TwoLevelStreamTableFollowsTheReadmeLayout) {
+  std::vector<scenario::Diagnostic> d;
+  const auto c = compile_text(R"(smmuv3 layout
+clauses = SMMUV3.STE.two_level
+features = smmuv3 strtab_2level
+strtab = 2level
+1: ste sid=70 config=bypass
+2: ste sid=71 config=bypass l2=0x40380000
+3: l1std sid=65 span=3
+4: l1std sid=130 span=0 l2=0x40390000
+)",
+                              d);
+  ASSERT_TRUE(c) << d.front().text();
+  EXPECT_EQ(c->setup.strtab_fmt, 1u);
+  EXPECT_EQ(c->setup.strtab_split, 6u);
+  EXPECT_EQ(c->setup.strtab_log2, 8u);
+  EXPECT_EQ(c->setup.strtab_base, 0x40000000u);
+  // StreamID 70: L1STD 1 (Span 7 = SPLIT + 1) -> 0x4031_0000, STE 6 of that table.
+  const auto l1 = smmuv3::decode_strtab_l1(written(c->steps[0], 0x40000008));
+  EXPECT_EQ(l1.span, 7);
+  EXPECT_EQ(l1.l2_ptr, 0x40310000u);
+  const auto e = smmuv3::decode_ste(words8(c->steps[0], 0x40310000 + 6 * 64));
+  EXPECT_TRUE(e.v);
+  EXPECT_EQ(e.config, smmuv3::StreamConfig::bypass);
+  // l2=: the STE in the table given, the L1STD untouched.
+  for (const auto& w : c->steps[1].writes)
+    EXPECT_EQ(w.pa & ~uint64_t(0x3f), 0x40380000u + 7 * 64);
+  EXPECT_TRUE(smmuv3::decode_ste(words8(c->steps[1], 0x40380000 + 7 * 64)).v);
+  // l1std: Span given, L2Ptr where it points now / as given.
+  EXPECT_EQ(smmuv3::decode_strtab_l1(written(c->steps[2], 0x40000008)),
+            (smmuv3::StrtabL1Desc{3, 0x40310000}));
+  EXPECT_EQ(c->steps[3].writes.size(), 1u);
+  EXPECT_EQ(c->steps[3].writes[0].pa, 0x40000010u);
+  EXPECT_EQ(smmuv3::decode_strtab_l1(c->steps[3].writes[0].value),
+            (smmuv3::StrtabL1Desc{0, 0x40390000}));
+}
+
+TEST(SmmuCompiler, TwoLevelCdTableFollowsTheReadmeLayout) {
+  std::vector<scenario::Diagnostic> d;
+  const auto c = compile_text(R"(smmuv3 layout
+clauses = SMMUV3.CD.two_level
+features = smmuv3 stage1 cd_2level
+1: cd sid=2 ssid=70 s1_fmt=1 asid=7
+2: cd sid=2 ssid=71 asid=8
+3: ste sid=2 config=s1 s1_fmt=1 s1_cd_max=8
+4: l1cd sid=2 ssid=130
+5: l1cd sid=2 ssid=70 v=0
+6: cd sid=3 ssid=1030 s1_fmt=2 asid=9
+)",
+                              d);
+  ASSERT_TRUE(c) << d.front().text();
+  // L1CD 1 of stream 2 (SubstreamIDs 64-127) -> the first leaf; CDs 6 and 7 of it.
+  EXPECT_EQ(smmuv3::decode_cd_l1(written(c->steps[0], 0x40012008)),
+            (smmuv3::CdL1Desc{true, 0x40400000}));
+  EXPECT_EQ(smmuv3::decode_cd(words8(c->steps[0], 0x40400000 + 6 * 64)).asid, 7);
+  EXPECT_EQ(smmuv3::decode_cd(words8(c->steps[1], 0x40400000 + 7 * 64)).asid, 8);
+  const auto e = smmuv3::decode_ste(words8(c->steps[2], 0x40000000 + 2 * 64));
+  EXPECT_EQ(e.s1_fmt, 1);
+  EXPECT_EQ(e.s1_context_ptr, 0x40012000u);
+  // l1cd: a never-written L1CD gets the next leaf; v=0 keeps the L2Ptr.
+  EXPECT_EQ(smmuv3::decode_cd_l1(written(c->steps[3], 0x40012010)),
+            (smmuv3::CdL1Desc{true, 0x40410000}));
+  EXPECT_EQ(c->steps[4].writes.size(), 1u);
+  EXPECT_EQ(smmuv3::decode_cd_l1(c->steps[4].writes[0].value),
+            (smmuv3::CdL1Desc{false, 0x40400000}));
+  // 64 KiB leaves: SubstreamID 1030 = L1CD 1, CD 6 of a new leaf.
+  EXPECT_EQ(smmuv3::decode_cd_l1(written(c->steps[5], 0x40013008)),
+            (smmuv3::CdL1Desc{true, 0x40420000}));
+  EXPECT_EQ(smmuv3::decode_cd(words8(c->steps[5], 0x40420000 + 6 * 64)).asid, 9);
+}
+
+TEST(SmmuCompiler, TwoLevelMistakesAreErrorsAtTheirPosition) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"features = smmuv3\n1: l1std sid=1", "l1std needs strtab = 2level"},
+      {"features = smmuv3\nstrtab = 2level\n1: ste sid=1 config=bypass",
+       "needs the feature strtab_2level"},
+      {"features = smmuv3 strtab_2level\nstrtab = 3level\n1: ste sid=1 config=bypass",
+       "strtab = linear or strtab = 2level"},
+      {"features = smmuv3\nstrtab_split = 8\n1: ste sid=1 config=bypass",
+       "strtab_split goes with strtab = 2level"},
+      {"features = smmuv3 stage1\n1: ste sid=1 config=s1 s1_fmt=1", "needs the feature cd_2level"},
+      {"features = smmuv3 stage1 cd_2level\n1: cd sid=1 ssid=3 asid=1\n2: ste sid=1 config=s1 "
+       "s1_fmt=2",
+       "laid out for S1Fmt=0 already"},
+      {"features = smmuv3 stage1\n1: l1cd sid=1 ssid=3", "has no two-level CD table"},
+      {"features = smmuv3\n1: ste sid=1 config=bypass l2=0x40380000", "l2= needs strtab = 2level"},
+      {"features = smmuv3 strtab_2level\nstrtab = 2level\n1: l1std sid=1 span=0\n2: ste sid=1 "
+       "config=bypass",
+       "has no STE slot"},
+      {"features = smmuv3 stage1 cd_2level\n1: ste sid=1 config=s1 s1_fmt=1\n2: l1cd sid=1 "
+       "ssid=64 v=0\n3: cd sid=1 ssid=70 asid=1",
+       "L1CD of this ssid has V=0"},
+  };
+  for (const auto& [body, want] : cases) {
+    std::string text = std::string("smmuv3 bad\nclauses = SMMUV3.STE.two_level\n") + body + "\n";
+    std::vector<scenario::Diagnostic> d;
+    EXPECT_FALSE(compile_text(text, d)) << body;
+    ASSERT_FALSE(d.empty()) << body;
+    EXPECT_NE(d.front().message.find(want), std::string::npos) << d.front().text();
+    EXPECT_GT(d.front().pos.line, 2) << body;
   }
 }
 

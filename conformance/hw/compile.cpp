@@ -267,6 +267,7 @@ public:
     }
     out_.setup.area = "smmuv3";
     out_.setup.features = sc.values("features");
+    stream_table(sc);
   }
 
   Compiled run() {
@@ -294,6 +295,10 @@ private:
       ste(a);
     else if (st.op == "cd")
       cd(a);
+    else if (st.op == "l1std")
+      l1std(a);
+    else if (st.op == "l1cd")
+      l1cd(a);
     else if (st.op == "write") {
       if (!mem_.write64(a.num("pa"), a.num("value")))
         throw Error{st.pos, "write outside RAM or unaligned"};
@@ -476,6 +481,7 @@ private:
   void ste(const Args& a) {
     const uint64_t sid = a.num("sid");
     if (sid >= 256) throw Error{a.find("sid")->pos, "sid is below 256 (the stream table)"};
+    const uint64_t at = ste_slot(sid, a);
     sm::Ste e;
     e.v = true;
     const std::string cfg = a.name("config");
@@ -505,20 +511,193 @@ private:
       e.s2_r = true;
     }
     for (const auto& arg : a.all()) {
-      if (arg.key == "sid" || arg.key == "config" || arg.key == "vmid" || arg.key == "s2") continue;
+      if (arg.key == "sid" || arg.key == "config" || arg.key == "vmid" || arg.key == "s2" ||
+          arg.key == "l2")
+        continue;
       if (!set_field(e, arg.key, Args::number(arg)))
         throw Error{arg.pos, fmt::format("the STE has no field {}", arg.key)};
     }
+    // The layout of the stream's CD table follows the STE (IHI 0070 5.2 S1Fmt: 0b11 behaves
+    // as 0b00, and S1Fmt is IGNORED with S1CDMax = 0).
+    if (a.has("s1_fmt") || a.has("s1_cd_max"))
+      cd_layout(sid, e.s1_cd_max != 0 && (e.s1_fmt == 1 || e.s1_fmt == 2) ? e.s1_fmt : 0,
+                a.has("s1_fmt") ? a.find("s1_fmt")->pos : a.pos());
     const auto w = sm::encode(e);
     for (int i = 0; i < 8; ++i)
-      mem_.write64(lay_.strtab + sid * 64 + 8 * uint64_t(i), w[size_t(i)]);
+      mem_.write64(at + 8 * uint64_t(i), w[size_t(i)]);
+  }
+
+  // ---- Two-level tables (suites/smmuv3/README.md "Two-level tables") ----
+
+  // `strtab = linear | 2level` and `strtab_split = N` (6, 8, 10; other values are written as
+  // given and behave as 6, IHI 0070 6.3.25).
+  void stream_table(const scenario::Scenario& sc) {
+    out_.setup.strtab_base = lay_.strtab;
+    out_.setup.strtab_log2 = lay_.strtab_log2;
+    const auto* h = sc.header("strtab");
+    const auto* hs = sc.header("strtab_split");
+    if (!h || (h->values.size() == 1 && h->values[0] == "linear")) {
+      if (hs) throw Error{hs->pos, "strtab_split goes with strtab = 2level"};
+      return;
+    }
+    if (h->values.size() != 1 || h->values[0] != "2level")
+      throw Error{h->pos, "strtab = linear or strtab = 2level"};
+    if (!wants("strtab_2level"))
+      throw Error{h->pos, "strtab = 2level needs the feature strtab_2level (IDR0.ST_LEVEL)"};
+    unsigned split = 6;
+    if (hs) {
+      if (hs->values.size() != 1) throw Error{hs->pos, "strtab_split = N"};
+      split = unsigned(std::stoul(hs->values[0], nullptr, 0));
+      if (split > 31) throw Error{hs->pos, "strtab_split is a 5-bit field (0..31)"};
+    }
+    lay_.strtab_fmt = 1;
+    lay_.strtab_split = uint8_t(split);
+    out_.setup.strtab_fmt = 1;
+    out_.setup.strtab_split = split;
+    split_ = split == 8 || split == 10 ? split : 6;
+  }
+
+  bool wants(std::string_view f) const {
+    const auto& fs = out_.setup.features;
+    return std::find(fs.begin(), fs.end(), f) != fs.end();
+  }
+  bool two_level_strtab() const { return lay_.strtab_fmt == 1; }
+  static constexpr uint64_t kL2Strtab = 0x40300000; // + L1 index * 0x10000
+  static constexpr uint64_t kCdLeaves = 0x40400000; // 64 KiB each, in step order
+  static constexpr uint64_t kCdLeavesEnd = 0x41000000;
+  uint64_t l1std_at(uint64_t sid) const { return lay_.strtab + (sid >> split_) * 8; }
+
+  // Where the STE of sid goes: its linear slot; or in a two-level table the slot in `l2=`,
+  // else in the L2 table the L1STD points at, creating the L1STD (Span = SPLIT + 1, the
+  // table at 0x4030_0000 + index * 0x1_0000) in this step when it was never written.
+  uint64_t ste_slot(uint64_t sid, const Args& a) {
+    if (!two_level_strtab()) {
+      if (a.has("l2")) throw Error{a.find("l2")->pos, "l2= needs strtab = 2level"};
+      return lay_.strtab + sid * 64;
+    }
+    const uint64_t low = sid & ((uint64_t(1) << split_) - 1);
+    if (a.has("l2")) return a.num("l2") + low * 64;
+    const uint64_t w = *mem_.read64(l1std_at(sid));
+    if (w == 0) {
+      write_l1std(sid, split_ + 1, kL2Strtab + (sid >> split_) * 0x10000, a.pos());
+      return kL2Strtab + (sid >> split_) * 0x10000 + low * 64;
+    }
+    const sm::StrtabL1Desc d = sm::decode_strtab_l1(w);
+    if (d.span == 0 || d.span > split_ + 1 || low >= (uint64_t(1) << (d.span - 1)))
+      throw Error{a.pos(), fmt::format("sid {} has no STE slot: its L1STD has span={} (give l2=)",
+                                       sid, d.span)};
+    return (d.l2_ptr & ~((uint64_t(1) << (5 + d.span)) - 1)) + low * 64;
+  }
+
+  void write_l1std(uint64_t sid, uint64_t span, uint64_t l2, scenario::Pos pos) {
+    if (span > 31) throw Error{pos, "span is a 5-bit field (0..31)"};
+    if (l2 >= (uint64_t(1) << 52) || (l2 & 0x3f))
+      throw Error{pos, "l2= is 64-byte aligned, below 2^52"};
+    mem_.write64(l1std_at(sid), sm::encode(sm::StrtabL1Desc{uint8_t(span), l2}));
+  }
+
+  // `l1std sid=N [span=S] [l2=ADDR]`: the L1STD of the level-1 index holding N. Defaults:
+  // Span = SPLIT + 1 and the L2 table it points at now (or the compiler's, when unwritten).
+  void l1std(const Args& a) {
+    if (!two_level_strtab()) throw Error{a.pos(), "l1std needs strtab = 2level"};
+    const uint64_t sid = a.num("sid");
+    if (sid >= 256) throw Error{a.find("sid")->pos, "sid is below 256 (the stream table)"};
+    for (const auto& arg : a.all())
+      if (arg.key != "sid" && arg.key != "span" && arg.key != "l2")
+        throw Error{arg.pos, fmt::format("l1std has no argument {}", arg.key)};
+    const uint64_t w = *mem_.read64(l1std_at(sid));
+    const uint64_t l2 = w ? sm::decode_strtab_l1(w).l2_ptr : kL2Strtab + (sid >> split_) * 0x10000;
+    write_l1std(sid, a.num("span", split_ + 1), a.num("l2", l2), a.pos());
+  }
+
+  // The CD table layout of each stream: 0 linear, 1 (4 KiB leaves) or 2 (64 KiB leaves), set
+  // by the first `cd` step or the first `ste` step that gives s1_fmt= (or s1_cd_max=); later
+  // ones must agree.
+  void cd_layout(uint64_t sid, unsigned fmt, scenario::Pos pos) {
+    if (fmt != 0 && !wants("cd_2level"))
+      throw Error{pos, "a two-level CD table needs the feature cd_2level (IDR0.CD2L)"};
+    auto it = cd_fmt_.find(sid);
+    if (it == cd_fmt_.end()) {
+      cd_fmt_[sid] = fmt;
+    } else if (it->second != fmt) {
+      throw Error{pos, fmt::format("stream {}'s CD table is laid out for S1Fmt={} already", sid,
+                                   it->second)};
+    }
+  }
+  unsigned cd_fmt(uint64_t sid) const {
+    auto it = cd_fmt_.find(sid);
+    return it == cd_fmt_.end() ? 0 : it->second;
+  }
+  static uint64_t cd_table(uint64_t sid) { return 0x40010000 + sid * 0x1000; }
+  uint64_t new_leaf(scenario::Pos pos) {
+    if (next_leaf_ >= kCdLeavesEnd) throw Error{pos, "the CD leaf pool is full"};
+    const uint64_t l = next_leaf_;
+    next_leaf_ += 0x10000;
+    return l;
+  }
+
+  // Where CD ssid of stream sid goes: linear slot; or, two-level, the slot in `l2=`, else in
+  // the leaf its L1CD points at, creating the L1CD (V = 1, a new leaf) when never written.
+  uint64_t cd_slot(uint64_t sid, uint64_t ssid, const Args& a) {
+    const unsigned fmt = cd_fmt(sid);
+    if (fmt == 0) {
+      if (ssid >= 64) throw Error{a.pos(), "sid < 256 and ssid < 64"};
+      if (a.has("l2")) throw Error{a.find("l2")->pos, "l2= needs a two-level CD table"};
+      return cd_table(sid) + ssid * 64;
+    }
+    const unsigned leaf = fmt == 1 ? 6 : 10;
+    // The L1 table stays in the stream's 4 KiB: 512 L1CDs.
+    if ((ssid >> leaf) >= 512) throw Error{a.pos(), fmt::format("ssid < {}", 512u << leaf)};
+    const uint64_t low = ssid & ((uint64_t(1) << leaf) - 1);
+    if (a.has("l2")) return a.num("l2") + low * 64;
+    const uint64_t at = cd_table(sid) + (ssid >> leaf) * 8;
+    const uint64_t w = *mem_.read64(at);
+    if (w == 0) {
+      const uint64_t l = new_leaf(a.pos());
+      mem_.write64(at, sm::encode(sm::CdL1Desc{true, l}));
+      return l + low * 64;
+    }
+    const sm::CdL1Desc d = sm::decode_cd_l1(w);
+    if (!d.v) throw Error{a.pos(), "the L1CD of this ssid has V=0 (give l2=)"};
+    return d.l2_ptr + low * 64;
+  }
+
+  // `l1cd sid=N [ssid=I] [v=0|1] [l2=ADDR]`: the L1CD of stream N's level-1 index holding I.
+  // Defaults: V = 1 and the leaf it points at now (a new leaf when never written).
+  void l1cd(const Args& a) {
+    const uint64_t sid = a.num("sid"), ssid = a.num("ssid", 0);
+    if (sid >= 256) throw Error{a.find("sid")->pos, "sid is below 256 (the stream table)"};
+    for (const auto& arg : a.all())
+      if (arg.key != "sid" && arg.key != "ssid" && arg.key != "v" && arg.key != "l2")
+        throw Error{arg.pos, fmt::format("l1cd has no argument {}", arg.key)};
+    const unsigned fmt = cd_fmt(sid);
+    if (fmt == 0)
+      throw Error{a.pos(),
+                  fmt::format("stream {} has no two-level CD table (ste s1_fmt=1|2)", sid)};
+    const unsigned leaf = fmt == 1 ? 6 : 10;
+    if ((ssid >> leaf) >= 512) throw Error{a.pos(), fmt::format("ssid < {}", 512u << leaf)};
+    const uint64_t at = cd_table(sid) + (ssid >> leaf) * 8;
+    const uint64_t w = *mem_.read64(at);
+    const uint64_t l2 = a.has("l2") ? a.num("l2")
+                        : w         ? sm::decode_cd_l1(w).l2_ptr
+                                    : new_leaf(a.pos());
+    if (l2 >= (uint64_t(1) << 52) || (l2 & 0xfff))
+      throw Error{a.pos(), "l2= is 4 KiB aligned, below 2^52"};
+    mem_.write64(at, sm::encode(sm::CdL1Desc{a.num("v", 1) != 0, l2}));
   }
 
   // CD defaults: V, AA64, R (record faults), TTB0/T0SZ/TG0 from the table, IPS 48 bits,
   // EPD1, ASID; then named overrides.
   void cd(const Args& a) {
     const uint64_t sid = a.num("sid"), ssid = a.num("ssid", 0);
-    if (sid >= 256 || ssid >= 64) throw Error{a.pos(), "sid < 256 and ssid < 64"};
+    if (sid >= 256) throw Error{a.pos(), "sid < 256 and ssid < 64"};
+    if (a.has("s1_fmt")) {
+      const uint64_t f = a.num("s1_fmt");
+      cd_layout(sid, f == 1 || f == 2 ? unsigned(f) : 0, a.find("s1_fmt")->pos);
+    } else if (!cd_fmt_.count(sid)) {
+      cd_fmt_[sid] = 0; // written linear: a later two-level STE for the stream is a mistake
+    }
+    const uint64_t at = cd_slot(sid, ssid, a);
     sm::Cd c;
     c.v = true;
     c.aa64 = true;
@@ -534,7 +713,9 @@ private:
       c.tg0 = t.granule == sm::Granule::g4k ? 0 : t.granule == sm::Granule::g64k ? 1 : 2;
     }
     for (const auto& arg : a.all()) {
-      if (arg.key == "sid" || arg.key == "ssid" || arg.key == "asid" || arg.key == "tt") continue;
+      if (arg.key == "sid" || arg.key == "ssid" || arg.key == "asid" || arg.key == "tt" ||
+          arg.key == "s1_fmt" || arg.key == "l2")
+        continue;
       if (!set_field(c, arg.key, Args::number(arg)))
         throw Error{arg.pos, fmt::format("the CD has no field {}", arg.key)};
     }
@@ -543,7 +724,7 @@ private:
     // stream's CD-table address in RAM and scenarios map that IPA in stage 2 (or give the
     // STE s1_context_ptr= themselves).
     for (int i = 0; i < 8; ++i)
-      mem_.write64(0x40010000 + sid * 0x1000 + ssid * 64 + 8 * uint64_t(i), w[size_t(i)]);
+      mem_.write64(at + 8 * uint64_t(i), w[size_t(i)]);
   }
 
   const scenario::Scenario& sc_;
@@ -551,6 +732,9 @@ private:
   Memory mem_;
   std::map<std::string, SmTable> tables_;
   uint64_t next_pool_ = 0x41000000;
+  unsigned split_ = 6;                  // the effective SPLIT of a two-level stream table
+  std::map<uint64_t, unsigned> cd_fmt_; // the CD table layout of each stream
+  uint64_t next_leaf_ = kCdLeaves;
   Compiled out_;
 };
 
@@ -661,9 +845,9 @@ std::optional<Compiled> compile(const scenario::Scenario& sc, std::vector<Diagno
 }
 
 const std::vector<std::string>& hw_area_features(std::string_view area) {
-  static const std::vector<std::string> smmu = {"smmuv3",    "stage1",     "stage2",     "nested",
-                                                "range_inv", "granule16k", "granule64k", "ats",
-                                                "viommu",    "hyp"};
+  static const std::vector<std::string> smmu = {
+      "smmuv3",     "stage1", "stage2", "nested", "range_inv",     "granule16k",
+      "granule64k", "ats",    "viommu", "hyp",    "strtab_2level", "cd_2level"};
   static const std::vector<std::string> vtd = {
       "vtd",          "legacy", "scalable", "first_stage", "second_stage", "nested",
       "pass_through", "pasid",  "dev_tlb",  "superpage",   "five_level",   "viommu"};
@@ -677,8 +861,9 @@ bool hw_clause_known(std::string_view area, std::string_view id) {
 
 void lint(const scenario::Scenario& sc, std::vector<Diagnostic>& diags) {
   if (!is_hw_area(sc.area)) return;
-  static const std::set<std::string> kKeys = {"clauses",   "features", "evtq_log2", "mode",
-                                              "Generator", "Seed",     "Origin"};
+  static const std::set<std::string> kKeys = {"clauses", "features",  "evtq_log2",
+                                              "mode",    "Generator", "Seed",
+                                              "Origin",  "strtab",    "strtab_split"};
   const auto& feats = hw_area_features(sc.area);
   for (const auto& h : sc.headers) {
     if (!kKeys.count(h.key)) {

@@ -20,7 +20,14 @@ bool is_hw_area(std::string_view area);
 struct Setup {
   std::string area;       // smmuv3 | vtd
   unsigned evtq_log2 = 5; // SMMUv3 event queue size
-  bool legacy = false;    // VT-d legacy root-table mode
+  // SMMUv3 stream table, as SMMU_STRTAB_BASE.ADDR and SMMU_STRTAB_BASE_CFG program it
+  // (suites/smmuv3/README.md "Memory layout"): LOG2SIZE, FMT (0 linear, 1 two-level) and
+  // SPLIT (the value written; IGNORED when linear).
+  uint64_t strtab_base = 0x40000000;
+  unsigned strtab_log2 = 8;
+  unsigned strtab_fmt = 0;
+  unsigned strtab_split = 0;
+  bool legacy = false; // VT-d legacy root-table mode
   // The features the scenario needs: the unit a target (and the model) presents has them.
   std::vector<std::string> features;
   // What its accesses need of the device that issues them, beyond a privileged data access

@@ -121,6 +121,10 @@ private:
   static smmuv3::Layout layout(const Setup& s) {
     smmuv3::Layout l;
     l.evtq_log2 = s.evtq_log2;
+    l.strtab = s.strtab_base;
+    l.strtab_log2 = s.strtab_log2;
+    l.strtab_fmt = uint8_t(s.strtab_fmt);
+    l.strtab_split = uint8_t(s.strtab_split);
     return l;
   }
   // The unit the scenario asks for: smmuv3::Features' defaults, plus IDR0.ATS with `ats`.
@@ -219,8 +223,8 @@ std::unique_ptr<HwModel> make_hw_model(const Setup& s) {
 
 const std::vector<std::string>& hw_features(std::string_view area) {
   static const std::vector<std::string> smmu = {
-      "smmuv3",     "stage1", "stage2", "nested",   "range_inv",  "granule16k",
-      "granule64k", "viommu", "ats",    "dma_ssid", "dma_unpriv", "dma_exec"};
+      "smmuv3", "stage1", "stage2",   "nested",     "range_inv", "granule16k",    "granule64k",
+      "viommu", "ats",    "dma_ssid", "dma_unpriv", "dma_exec",  "strtab_2level", "cd_2level"};
   static const std::vector<std::string> vtd = {
       "vtd",    "legacy",       "scalable", "first_stage", "second_stage",
       "nested", "pass_through", "pasid",    "superpage",   "five_level",

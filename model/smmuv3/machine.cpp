@@ -19,7 +19,7 @@ constexpr uint64_t bit(unsigned n) {
 
 // ---- Cache entries and what covers them --------------------------------------------------
 
-enum class Kind : uint8_t { ste, cd, s1_leaf, s1_walk, s2_leaf, s2_walk, combined };
+enum class Kind : uint8_t { ste, cd, s1_leaf, s1_walk, s2_leaf, s2_walk, combined, l1std, l1cd };
 
 struct Key {
   Kind kind = Kind::ste;
@@ -31,13 +31,16 @@ struct Key {
   // TG encoding of the granule the entry was inserted with (tg_of; a combined entry: tg for
   // stage 1, tg2 for stage 2). 0: not known, so no TG-qualified TLBI is required to match it.
   uint8_t tg = 0, tg2 = 0;
+  // A level-1 descriptor: the StreamIDs (L1STD) or SubstreamIDs (L1CD, of StreamID sid) its
+  // level-1 index covers, inclusive.
+  uint32_t first = 0, last = 0;
 };
 
 bool is_s1(Kind k) {
   return k == Kind::s1_leaf || k == Kind::s1_walk || k == Kind::combined;
 }
 bool is_tlb(Kind k) {
-  return k != Kind::ste && k != Kind::cd;
+  return k != Kind::ste && k != Kind::cd && k != Kind::l1std && k != Kind::l1cd;
 }
 bool is_leaf(Kind k) {
   return k == Kind::s1_leaf || k == Kind::s2_leaf || k == Kind::combined;
@@ -113,7 +116,12 @@ bool by_va(const C& c, const Key& k, bool asid_match, bool ril) {
 }
 
 bool cfg_sid(const Key& k, uint32_t lo, uint32_t hi) {
-  return (k.kind == Kind::ste || k.kind == Kind::cd) && k.sid >= lo && k.sid <= hi;
+  return (k.kind == Kind::ste || k.kind == Kind::cd || k.kind == Kind::l1cd) && k.sid >= lo &&
+         k.sid <= hi;
+}
+// An L1STD walked to locate an STE of StreamIDs lo..hi.
+bool l1std_in(const Key& k, uint64_t lo, uint64_t hi) {
+  return k.kind == Kind::l1std && k.first <= hi && lo <= k.last;
 }
 
 bool covers(const Command& cmd, const Key& k, const Features& f) {
@@ -122,17 +130,33 @@ bool covers(const Command& cmd, const Key& k, const Features& f) {
         using T = std::decay_t<decltype(c)>;
         // Configuration: CFGI_STE invalidates the STE and the CDs fetched through it
         // ([L] arm_smmu_write_ste sends only CFGI_STE when S1ContextPtr changes; [QV]
-        // smmuv3_flush_config drops the stream's whole configuration).
-        if constexpr (std::is_same_v<T, CmdCfgiSte>) return cfg_sid(k, c.sid, c.sid);
+        // smmuv3_flush_config drops the stream's whole configuration). [A] 4.3.1: "This
+        // command invalidates all Context Descriptors (including L1CD) that were cached using
+        // the given StreamID", with either Leaf; the L1STD walked to locate the STE only with
+        // Leaf == 0 ("When Leaf == 1 ... the intermediate L1ST descriptors are not required to
+        // be invalidated"). Clause SMMUV3.CACHE.l1std.
+        if constexpr (std::is_same_v<T, CmdCfgiSte>)
+          return cfg_sid(k, c.sid, c.sid) || (!c.leaf && l1std_in(k, c.sid, c.sid));
         if constexpr (std::is_same_v<T, CmdCfgiSteRange>) {
-          // 2^(Range+1) StreamIDs aligned ([QV] CFGI_STE_RANGE; Range = 31: all, [L] CFGI_ALL)
+          // 2^(Range+1) StreamIDs aligned ([QV] CFGI_STE_RANGE; Range = 31: all, [L] CFGI_ALL);
+          // [A] 4.3.2: also "all caching of intermediate L1ST descriptors walked to locate the
+          // STEs in the given range" and the CDs "(including L1CD)" cached through them.
           const uint64_t mask = c.range >= 31 ? 0xffffffffull : bit(c.range + 1) - 1;
           const uint64_t lo = c.sid & ~mask;
-          return cfg_sid(k, uint32_t(lo), uint32_t(std::min<uint64_t>(lo + mask, 0xffffffff)));
+          const uint64_t hi = std::min<uint64_t>(lo + mask, 0xffffffff);
+          return cfg_sid(k, uint32_t(lo), uint32_t(hi)) || l1std_in(k, lo, hi);
         }
+        // [A] 4.3.3: the CD fetched from index SubstreamID; with Leaf == 0 also "an
+        // intermediate L1CD descriptor that locates the CD" (5.3.1: "the non-leaf form of
+        // CMD_CFGI_CD is the minimum scope"). Clause SMMUV3.CACHE.l1cd.
         if constexpr (std::is_same_v<T, CmdCfgiCd>)
-          return k.kind == Kind::cd && k.sid == c.sid && k.ssid == c.ssid;
-        if constexpr (std::is_same_v<T, CmdCfgiCdAll>) return k.kind == Kind::cd && k.sid == c.sid;
+          return (k.kind == Kind::cd && k.sid == c.sid && k.ssid == c.ssid) ||
+                 (!c.leaf && k.kind == Kind::l1cd && k.sid == c.sid && k.first <= c.ssid &&
+                  c.ssid <= k.last);
+        // [A] 4.3.4: every CD of the StreamID, and "all intermediate L1CD descriptors that
+        // locate CDs using the given StreamID".
+        if constexpr (std::is_same_v<T, CmdCfgiCdAll>)
+          return (k.kind == Kind::cd || k.kind == Kind::l1cd) && k.sid == c.sid;
         // TLB, by VMID/ASID/VA ([A] CMD_TLBI_NH_*; combined entries are stage-1 scoped).
         if constexpr (std::is_same_v<T, CmdTlbiNhAll>) return is_s1(k.kind) && k.vmid == c.vmid;
         if constexpr (std::is_same_v<T, CmdTlbiNhAsid>)
@@ -366,19 +390,16 @@ struct SteResult {
   }
 };
 
-// Reads the STE of the access's StreamID. False when the access ends here.
-bool fetch_ste(const Memory& m, const Layout& lay, const hw::DmaRequest& r, SteResult& s) {
-  // [A] "StreamID out of range": C_BAD_STREAMID ([QV] smmu_find_ste "sid >= 1 << log2size").
-  if (r.sid >= bit(lay.strtab_log2))
-    return s.end(config_event(EventType::c_bad_streamid, r), "SMMUV3.STE.sid_range");
-  const uint64_t addr = lay.strtab + uint64_t(r.sid) * 64;
-  const auto w = read8(m, addr);
-  // [A] F_STE_FETCH: the STE could not be read ([QV] smmu_get_ste "dma_memory_read" error).
-  // [A] 3.21.3: such a structure "does not cause knowledge of the failure to be cached".
-  if (!w) return s.end(config_event(EventType::f_ste_fetch, r, addr), "SMMUV3.STE.fetch");
-  s.ste = decode_ste(*w);
-  s.fetched = true;
-  return true;
+SteResult ended(hw::DmaOutcome o, std::string_view clause) {
+  SteResult s;
+  s.end(std::move(o), clause);
+  return s;
+}
+
+// STE.S1CDMax as the SMMU uses it: [A] 5.2 "If SMMU_IDR1.SSIDSIZE == 0, this field is
+// IGNORED".
+unsigned cd_max_of(const Ste& e, const Features& f) {
+  return f.ssid_bits == 0 ? 0 : e.s1_cd_max;
 }
 
 // [A] 5.2 STE.EATS (IGNORED without IDR0.ATS, and when Config[1:0] == 0b00): 0b01 "is
@@ -416,6 +437,17 @@ bool check_ste(const Features& f, const hw::DmaRequest& r, SteResult& s) {
   if ((s1_enabled(cfg) && !f.stage1) || (s2_enabled(cfg) && !f.stage2) ||
       (cfg == StreamConfig::nested && !f.nested))
     return s.end(config_event(EventType::c_bad_ste, r), "SMMUV3.STE.config");
+  if (s1_enabled(cfg) && f.ssid_bits != 0) {
+    // [A] 5.2 S1CDMax: "The allowable range is 0 to SMMU_IDR1.SSIDSIZE inclusive. Other
+    // values are ILLEGAL" (5.2.2 SteIllegal checks it when SSIDSIZE != 0).
+    if (s.ste.s1_cd_max > f.ssid_bits)
+      return s.end(config_event(EventType::c_bad_ste, r), "SMMUV3.STE.s1cdmax_range");
+    // [A] 5.2 S1Fmt: "If substreams are supported and enabled and stage 1 is enabled and
+    // SMMU_IDR0.CD2L == 0, it is ILLEGAL to set this field != 0b00" (SteIllegal: 0b01 or
+    // 0b10, "11 behaves as 00").
+    if (s.ste.s1_cd_max != 0 && !f.cd2l && (s.ste.s1_fmt == 1 || s.ste.s1_fmt == 2))
+      return s.end(config_event(EventType::c_bad_ste, r), "SMMUV3.STE.s1fmt_cd2l");
+  }
   if (s2_enabled(cfg)) {
     s.s2 = s2_config(s.ste);
     if (!s.s2) return s.end(config_event(EventType::c_bad_ste, r), "SMMUV3.STE.s2_config");
@@ -445,7 +477,7 @@ void bypass(const Features& f, const hw::DmaRequest& r, SteResult& s) {
 }
 
 // Which CD the access uses, or how it ends without one. False when the access ends here.
-bool select_cd(const hw::DmaRequest& r, SteResult& s) {
+bool select_cd(const Features& f, const hw::DmaRequest& r, SteResult& s) {
   const auto cfg = s.ste.config;
   // [A] a SubstreamID on a stream whose stage 1 is off: C_BAD_SUBSTREAMID.
   if (!s1_enabled(cfg) && r.ssid)
@@ -453,9 +485,11 @@ bool select_cd(const hw::DmaRequest& r, SteResult& s) {
   if (!s1_enabled(cfg)) return true;
   // Substreams ([A] STE.S1CDMax, STE.S1DSS): with S1CDMax = 0 every access uses CD 0 and a
   // SubstreamID is C_BAD_SUBSTREAMID; otherwise a SubstreamID >= 2^S1CDMax is
-  // C_BAD_SUBSTREAMID, and an access without one follows S1DSS.
+  // C_BAD_SUBSTREAMID, and an access without one follows S1DSS. Without IDR1.SSIDSIZE,
+  // S1CDMax is IGNORED and a SubstreamID is C_BAD_SUBSTREAMID (5.2 S1CDMax, 7.3.9).
+  const unsigned cd_max = cd_max_of(s.ste, f);
   if (r.ssid) {
-    if (s.ste.s1_cd_max == 0 || *r.ssid >= bit(s.ste.s1_cd_max))
+    if (cd_max == 0 || *r.ssid >= bit(cd_max))
       return s.end(config_event(EventType::c_bad_substreamid, r), "SMMUV3.STE.ssid");
     // [A] 5.2 S1DSS 0b10: "Transactions that include a substream and select Substream 0 are
     // terminated. An abort is reported to the device and the F_STREAM_DISABLED event is
@@ -463,7 +497,7 @@ bool select_cd(const hw::DmaRequest& r, SteResult& s) {
     if (*r.ssid == 0 && s.ste.s1_dss == 2)
       return s.end(config_event(EventType::f_stream_disabled, r), "SMMUV3.STE.s1dss_ssid0");
     s.cd_index = *r.ssid;
-  } else if (s.ste.s1_cd_max != 0) {
+  } else if (cd_max != 0) {
     switch (s.ste.s1_dss) {
     case 1: // [A] 5.2 S1DSS 0b01: "Bypass stage 1 as though STE.Config == 0b1x0"
       if (cfg == StreamConfig::s1_trans) return s.end(ok(r.addr), "SMMUV3.STE.s1dss");
@@ -478,16 +512,216 @@ bool select_cd(const hw::DmaRequest& r, SteResult& s) {
   return true;
 }
 
+// ---- Two-level tables and SMMU-originated address sizes ----
+
+// The stream table as the SMMU uses SMMU_STRTAB_BASE and SMMU_STRTAB_BASE_CFG ([A] 6.3.24,
+// 6.3.25). Clause SMMUV3.STE.two_level.
+struct Strtab {
+  bool two_level = false;
+  unsigned log2 = 0;  // effective LOG2SIZE
+  unsigned split = 6; // effective SPLIT
+  uint64_t base = 0;  // ADDR as the SMMU aligns it
+};
+
+Strtab strtab_of(const Layout& lay, const Features& f) {
+  Strtab t;
+  // FMT: "0b01 2-level"; "Other values are reserved, behave as 0b00"; without IDR0.ST_LEVEL
+  // the field is RES0 (linear).
+  t.two_level = f.st_level && lay.strtab_fmt == 1;
+  // LOG2SIZE: "the effective LOG2SIZE is MIN(LOG2SIZE, SMMU_IDR1.SIDSIZE) for the purposes
+  // of input StreamID range checking and upper/lower/linear Stream table index address
+  // calculation".
+  t.log2 = std::min(lay.strtab_log2, f.sid_bits);
+  // SPLIT: 6, 8 or 10; "Other values are reserved, behave as 6".
+  t.split = lay.strtab_split == 8 || lay.strtab_split == 10 ? lay.strtab_split : 6;
+  // 6.3.24 ADDR, by the literal LOG2SIZE: linear "ADDR[LOG2SIZE + 5:0] = 0"; 2-level
+  // "ADDR[MAX(5, (LOG2SIZE - SPLIT - 1 + 3)):0] = 0".
+  const int lg = int(lay.strtab_log2);
+  const int top = t.two_level ? std::max(5, lg - int(t.split) + 2) : lg + 5;
+  t.base = lay.strtab & ~(bit(unsigned(top) + 1) - 1);
+  return t;
+}
+
+// The StreamIDs an L1STD covers: StreamID[LOG2SIZE - 1:SPLIT] indexes the level-1 table.
+Key l1std_key(const Strtab& t, uint32_t sid) {
+  Key k;
+  k.kind = Kind::l1std;
+  const uint64_t lo = uint64_t(sid) >> t.split << t.split;
+  k.first = uint32_t(lo);
+  k.last = uint32_t(std::min<uint64_t>(lo + bit(t.split) - 1, 0xffffffff));
+  return k;
+}
+uint64_t l1std_addr(const Strtab& t, uint32_t sid) {
+  return t.base + (uint64_t(sid) >> t.split) * 8;
+}
+
+// The sizes an address the SMMU computes is checked against ([A] 3.4.3): the OAS for a PA,
+// the IAS for an IPA. Unless the features give the OAS it may be any IDR5.OAS size (6.3.6);
+// [A] 3.4 "IAS = MAX(SMMU_IDR0.TTF[0]==1 ? 40 : 0, SMMU_IDR0.TTF[1]==1 ? OAS : 0)", with
+// TTF[1] (the model's tables are VMSAv8-64) and TTF[0] not known.
+std::vector<unsigned> oas_sizes(const Features& f) {
+  if (f.oas_bits) return {f.oas_bits};
+  return {32, 36, 40, 42, 44, 48, 52, 56};
+}
+std::vector<unsigned> ias_sizes(const Features& f) {
+  std::vector<unsigned> out;
+  for (unsigned o : oas_sizes(f))
+    for (unsigned s : {o, std::max(40u, o)})
+      if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
+  return out;
+}
+
+// Where a structure fetch at a computed address `a` may go ([A] 3.4.3): to a itself (beyond
+// every size that fails to read: the model's RAM lies below 2^32, the smallest OAS), or to
+// a truncated to a size it exceeds; `too_large`: a exceeds some size the target may have.
+struct Reach {
+  std::vector<uint64_t> addrs; // a first
+  bool too_large = false;
+};
+Reach reach(uint64_t a, const std::vector<unsigned>& sizes) {
+  Reach r;
+  r.addrs.push_back(a);
+  for (unsigned n : sizes) {
+    if (a < bit(n)) continue;
+    r.too_large = true;
+    const uint64_t t = a & (bit(n) - 1);
+    if (std::find(r.addrs.begin(), r.addrs.end(), t) == r.addrs.end()) r.addrs.push_back(t);
+  }
+  return r;
+}
+
+// STE candidate addresses through L1STD d, or how the lookup ends there.
+std::vector<uint64_t> through_l1std(const Strtab& t, const Features& f, const StrtabL1Desc& d,
+                                    const hw::DmaRequest& r, std::optional<SteResult>& stop) {
+  // [A] 5.1 Span: "0 L1STD.L2Ptr is invalid"; "12-31 Reserved, behaves as 0"; 5.1.1 and
+  // 7.3.3: Span == 0, a Reserved Span, or "L1STD.Span > SMMU_(*_)STRTAB_BASE_CFG.SPLIT + 1"
+  // is C_BAD_STREAMID (SMMUV3.STE.l1_span); so is "StreamID[SPLIT - 1:0] >= 2^(L1STD.Span-1)"
+  // (SMMUV3.STE.l2_span).
+  if (d.span == 0 || d.span > 11 || d.span > t.split + 1) {
+    stop = ended(config_event(EventType::c_bad_streamid, r), "SMMUV3.STE.l1_span");
+    return {};
+  }
+  const uint64_t low = r.sid & (bit(t.split) - 1);
+  if (low >= bit(d.span - 1u)) {
+    stop = ended(config_event(EventType::c_bad_streamid, r), "SMMUV3.STE.l2_span");
+    return {};
+  }
+  // [A] 5.1 L2Ptr: "Bits L2Ptr[N:0] are treated as 0 by the SMMU, where N == 5 + (Span -1)".
+  const uint64_t l2 = d.l2_ptr & ~(bit(5u + d.span) - 1);
+  // [A] 3.4.3 (5): an STE fetch address beyond the OAS: "It is CONSTRAINED UNPREDICTABLE
+  // whether an implementation truncates an STE fetch address (and continues translation)
+  // or generates an F_STE_FETCH": both (SMMUV3.STE.l2ptr_range).
+  return reach(l2 + low * 64, oas_sizes(f)).addrs;
+}
+
+// The L1STD an image holds for the StreamID: cacheable when it could be read ([A] 3.21.3:
+// "Any STE or L1STD within the STE table ... can be fetched and cached", whatever its Span).
+std::optional<StrtabL1Desc> cacheable_l1std(const Memory& m, const Strtab& t, uint32_t sid) {
+  const auto w = m.read64(l1std_addr(t, sid));
+  if (!w) return std::nullopt;
+  return decode_strtab_l1(*w);
+}
+
+// The CD table of a stage-1 STE ([A] 5.2 S1Fmt, 3.3.2): linear (0), or two-level with leaves
+// of 2^6 CDs (0b01: "4KB L2 leaf tables ... of 64 CDs") or 2^10 (0b10: "64KB L2 leaf tables
+// ... of 1024 CDs"). "If STE.S1CDMax == 0 (substreams disabled) or SMMU_IDR1.SSIDSIZE == 0
+// (substreams unsupported), this field is IGNORED"; "0b11 Reserved (behaves as 0b00)"
+// (SMMUV3.CD.s1fmt). Without IDR0.CD2L, 0b01/0b10 make the STE ILLEGAL (check_ste).
+unsigned cd_leaf_log2(const Ste& e, const Features& f) {
+  if (cd_max_of(e, f) == 0) return 0;
+  return e.s1_fmt == 1 ? 6 : e.s1_fmt == 2 ? 10 : 0;
+}
+// "the L1 table is indexed by SubstreamID[STE.S1CDMax - 1:6]" (0b01; [.. - 1:10] for 0b10):
+// an L1CD at S1ContextPtr + 8 * (index >> leaf bits), covering that leaf's SubstreamIDs.
+uint64_t l1cd_addr(const Ste& e, unsigned leaf, uint32_t idx) {
+  return e.s1_context_ptr + uint64_t(idx >> leaf) * 8;
+}
+Key l1cd_key(uint32_t sid, unsigned leaf, uint32_t idx) {
+  Key k;
+  k.kind = Kind::l1cd;
+  k.sid = sid;
+  k.first = idx >> leaf << leaf;
+  k.last = k.first + uint32_t(bit(leaf) - 1);
+  return k;
+}
+// The leaf tables an L1CD may select: "L2 tables are 4KB-aligned: L1CD.L2Ptr[11:0] are taken
+// to be zero" (the field starts at bit 12); for 64KB leaves "L1CD.L2Ptr[15:12] are RES0":
+// set anyway, the SMMU may use them or not (the weaker reading: both).
+std::vector<uint64_t> leaf_bases(const CdL1Desc& d, unsigned leaf) {
+  std::vector<uint64_t> out{d.l2_ptr};
+  if (leaf == 10 && (d.l2_ptr & 0xf000) != 0) out.push_back(d.l2_ptr & ~uint64_t(0xffff));
+  return out;
+}
+uint64_t cd_in_leaf(uint64_t base, unsigned leaf, uint32_t idx) {
+  return base + uint64_t(idx & (bit(leaf) - 1)) * 64;
+}
+
+// Reads the STE candidates of the access's StreamID: through the L1STD `l1` when given (a
+// cached one), else from m. Ended results say how the lookup stops before an STE.
+std::vector<SteResult> fetch_stes(const Memory& m, const Layout& lay, const Features& f,
+                                  const hw::DmaRequest& r, const StrtabL1Desc* l1) {
+  const Strtab t = strtab_of(lay, f);
+  // [A] "StreamID out of range": C_BAD_STREAMID ([QV] smmu_find_ste "sid >= 1 << log2size";
+  // 6.3.25 "A transaction having a StreamID >= 2^LOG2SIZE is out of range").
+  if (r.sid >= bit(t.log2))
+    return {ended(config_event(EventType::c_bad_streamid, r), "SMMUV3.STE.sid_range")};
+  std::vector<uint64_t> addrs;
+  if (!t.two_level) {
+    addrs.push_back(t.base + uint64_t(r.sid) * 64);
+  } else {
+    StrtabL1Desc d;
+    if (l1) {
+      d = *l1;
+    } else {
+      const uint64_t at = l1std_addr(t, r.sid);
+      const auto w = m.read64(at);
+      // [A] 3.21.3: "a CD/L1CD, STE/L1STD ... that experiences an external abort (F_CD_FETCH,
+      // F_STE_FETCH or F_VMS_FETCH) ... does not cause knowledge of the failure to be cached";
+      // 7.3.4 "FetchAddr is the Physical Address used for the fetch" (SMMUV3.STE.l1_fetch).
+      if (!w) return {ended(config_event(EventType::f_ste_fetch, r, at), "SMMUV3.STE.l1_fetch")};
+      d = decode_strtab_l1(*w);
+    }
+    std::optional<SteResult> stop;
+    addrs = through_l1std(t, f, d, r, stop);
+    if (stop) return {std::move(*stop)};
+  }
+  std::vector<SteResult> out;
+  for (uint64_t a : addrs) {
+    SteResult s;
+    const auto w = read8(m, a);
+    // [A] F_STE_FETCH: the STE could not be read ([QV] smmu_get_ste "dma_memory_read" error).
+    // [A] 3.21.3: such a structure "does not cause knowledge of the failure to be cached".
+    if (!w) {
+      s.end(config_event(EventType::f_ste_fetch, r, a),
+            a == addrs.front() ? "SMMUV3.STE.fetch" : "SMMUV3.STE.l2ptr_range");
+    } else {
+      s.ste = decode_ste(*w);
+      s.fetched = true;
+      check_ste(f, r, s);
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+// Every STE candidate of the access in image m (through the L1STD `l1` when given), each
+// with the CD it selects or how it ends. The exact fetch address's candidate comes first.
+std::vector<SteResult> resolve_stes(const Memory& m, const Layout& lay, const Features& f,
+                                    const hw::DmaRequest& r, const StrtabL1Desc* l1 = nullptr) {
+  std::vector<SteResult> out = fetch_stes(m, lay, f, r, l1);
+  for (SteResult& s : out) {
+    if (!s.stop.empty()) continue;
+    if (s.ste.config == StreamConfig::bypass && !r.ssid)
+      bypass(f, r, s);
+    else
+      select_cd(f, r, s);
+  }
+  return out;
+}
+
 SteResult resolve_ste(const Memory& m, const Layout& lay, const Features& f,
                       const hw::DmaRequest& r) {
-  SteResult s;
-  if (!fetch_ste(m, lay, r, s) || !check_ste(f, r, s)) return s;
-  if (s.ste.config == StreamConfig::bypass && !r.ssid) {
-    bypass(f, r, s);
-    return s;
-  }
-  select_cd(r, s);
-  return s;
+  return resolve_stes(m, lay, f, r).front();
 }
 
 struct CdResult {
@@ -511,27 +745,72 @@ CdResult decode_cd_words(const std::array<uint64_t, 8>& w, const hw::DmaRequest&
   return c;
 }
 
+// Image m's STE candidate s (valid, stage 1) and its CD table, read from m alone, every IPA
+// through m's stage 2: where the CD of index idx is, or nothing when a fetch or a stage-2
+// translation fails or the L1CD is invalid (then no CD is reachable, [A] 3.21.3).
+std::optional<uint64_t> pa_in(const Memory& m, const SteResult& s, uint64_t a) {
+  if (!s.s2) return a;
+  const Walk t = walk_s2(m, *s.s2, a, Access{a, false, false, true});
+  if (t.fault) return std::nullopt;
+  return t.pa;
+}
+std::optional<CdL1Desc> l1cd_in(const Memory& m, const SteResult& s, unsigned leaf, uint32_t idx) {
+  const auto pa = pa_in(m, s, l1cd_addr(s.ste, leaf, idx));
+  if (!pa) return std::nullopt;
+  const auto w = m.read64(*pa);
+  if (!w) return std::nullopt;
+  return decode_cd_l1(*w);
+}
+std::optional<std::array<uint64_t, 8>> cd_words_in(const Memory& m, const SteResult& s,
+                                                   const Features& f, uint32_t idx) {
+  const unsigned leaf = cd_leaf_log2(s.ste, f);
+  uint64_t addr = s.ste.s1_context_ptr + uint64_t(idx) * 64;
+  if (leaf != 0) {
+    const auto d = l1cd_in(m, s, leaf, idx);
+    if (!d || !d->v) return std::nullopt;
+    addr = cd_in_leaf(d->l2_ptr, leaf, idx);
+  }
+  const auto pa = pa_in(m, s, addr);
+  if (!pa) return std::nullopt;
+  return read8(m, *pa);
+}
+
+// Image m's STE for the access when it is valid and has stage 1, with idx inside its CD
+// table: [A] 3.21.3 "A CD is reachable if it is within the table given by the base and size
+// indicated by a valid stage 1 S1ContextPtr and S1CDMax of a valid STE".
+std::optional<SteResult> stage1_ste(const Memory& m, const Layout& lay, const Features& f,
+                                    const hw::DmaRequest& r, uint32_t idx) {
+  SteResult s = fetch_stes(m, lay, f, r, nullptr).front();
+  if (!s.stop.empty() || !s1_enabled(s.ste.config)) return std::nullopt;
+  const unsigned cd_max = cd_max_of(s.ste, f);
+  if (cd_max == 0 ? idx != 0 : idx >= bit(cd_max)) return std::nullopt;
+  return s;
+}
+
 // The CD at index idx of the stream's CD table as image m holds it, when it can be cached
-// from there: [A] 3.21.3 "A CD is reachable if it is within the table given by the base and
-// size indicated by a valid stage 1 S1ContextPtr and S1CDMax of a valid STE"; "permitted to
-// cache any successfully fetched or prefetched configuration structure, whether marked as
-// valid or not" (a CD whose fetch, or whose stage-2 translation, fails caches nothing).
+// from there: [A] 3.21.3 (stage1_ste); "permitted to cache any successfully fetched or
+// prefetched configuration structure, whether marked as valid or not" (a CD whose fetch, or
+// whose stage-2 translation, fails caches nothing; nor does one behind an invalid L1CD).
 // Clause SMMUV3.CACHE.config_invalid.
 std::optional<CdResult> cacheable_cd(const Memory& m, const Layout& lay, const Features& f,
                                      const hw::DmaRequest& r, uint32_t idx) {
-  SteResult s;
-  if (!fetch_ste(m, lay, r, s) || !check_ste(f, r, s) || !s1_enabled(s.ste.config))
-    return std::nullopt;
-  if (s.ste.s1_cd_max == 0 ? idx != 0 : idx >= bit(s.ste.s1_cd_max)) return std::nullopt;
-  uint64_t addr = s.ste.s1_context_ptr + uint64_t(idx) * 64;
-  if (s.s2) {
-    const Walk t = walk_s2(m, *s.s2, addr, Access{addr, false, false, true});
-    if (t.fault) return std::nullopt;
-    addr = t.pa;
-  }
-  const auto w = read8(m, addr);
+  const auto s = stage1_ste(m, lay, f, r, idx);
+  if (!s) return std::nullopt;
+  const auto w = cd_words_in(m, *s, f, idx);
   if (!w) return std::nullopt;
   return decode_cd_words(*w, r);
+}
+
+// The L1CD locating CD idx in image m, when it can be cached from there ([A] 3.21.3 "Any CD or
+// L1CD within a CD table can be fetched and cached", valid or not; an L1CD whose fetch or
+// stage-2 translation fails caches nothing), for a stream whose CD table now has the same
+// shape: `leaf` bits per leaf, `nested` (the pointers are IPAs). Clause SMMUV3.CACHE.l1cd.
+std::optional<CdL1Desc> cacheable_l1cd(const Memory& m, const Layout& lay, const Features& f,
+                                       const hw::DmaRequest& r, uint32_t idx, unsigned leaf,
+                                       bool nested) {
+  const auto s = stage1_ste(m, lay, f, r, idx);
+  if (!s || cd_leaf_log2(s->ste, f) != leaf || s->s2.has_value() != nested) return std::nullopt;
+  return l1cd_in(m, *s, leaf, idx);
 }
 
 } // namespace
@@ -682,9 +961,13 @@ void Machine::prune() {
     for (uint32_t id : {0u, 0xffffffffu})
       for (uint16_t tag : {uint16_t(0), uint16_t(0xffff)})
         for (uint64_t base : {uint64_t(0), uint64_t(0xfffffffff000)}) {
-          auto sample = [&](Kind k) { return Key{k, id, id, tag, tag, false, base, 0x1000, 3}; };
+          auto sample = [&](Kind k) {
+            Key key{k, id, id, tag, tag, false, base, 0x1000, 3};
+            key.first = key.last = id; // a level-1 descriptor's StreamIDs / SubstreamIDs
+            return key;
+          };
           for (Kind k : {Kind::ste, Kind::cd, Kind::s1_leaf, Kind::s1_walk, Kind::s2_leaf,
-                         Kind::s2_walk, Kind::combined})
+                         Kind::s2_walk, Kind::combined, Kind::l1std, Kind::l1cd})
             if (hist_.survives(i,
                                [&](const Command& c) { return covers(c, sample(k), features_); }))
               return false;
@@ -755,13 +1038,7 @@ EpochView view(const Memory& m, const Layout& lay, const Features& f, const hw::
   v.s2 = s.s2;
   v.vmid = vmid_of(s.ste, f);
   if (!s.s1) return v;
-  uint64_t cd_addr = s.ste.s1_context_ptr + uint64_t(s.cd_index) * 64;
-  if (s.s2) {
-    const Walk t = walk_s2(m, *s.s2, cd_addr, Access{cd_addr, false, false, true});
-    if (t.fault) return v;
-    cd_addr = t.pa;
-  }
-  const auto w = read8(m, cd_addr);
+  const auto w = cd_words_in(m, s, f, s.cd_index); // linear, or through m's L1CD
   if (!w) return v;
   const CdResult c = decode_cd_words(*w, r);
   if (c.stop) return v;
@@ -808,24 +1085,18 @@ public:
   }
 
   std::vector<Allowed> run() {
-    const SteResult cur = resolve_ste(h_.memory(), lay_, f_, r_);
-    if (serves(cur)) {
-      for (const Allowed& a : cur.stop)
-        add(a.outcome, a.clause);
-      if (cur.stop.empty()) with_ste(cur, "");
-    }
+    for (const SteResult& cur : resolve_stes(h_.memory(), lay_, f_, r_))
+      config(cur, "");
     // Cached STEs of earlier images: [A] 3.21.3 "Any STE ... within the STE table ... can be
     // fetched and cached", "whether marked as valid or not" (V = 0 or ILLEGAL: C_BAD_STE).
     for (size_t i = 0; i < views_.size(); ++i) {
       if (!survives(i, ste_key())) continue;
-      const SteResult s = resolve_ste(image(i), lay_, f_, r_);
-      if (!s.fetched || !serves(s)) continue; // a failed fetch is not cached
-      const std::string_view clause =
-          s.valid ? "SMMUV3.CACHE.config" : "SMMUV3.CACHE.config_invalid";
-      for (const Allowed& a : s.stop)
-        add(a.outcome, clause);
-      if (s.stop.empty()) with_ste(s, clause);
+      for (const SteResult& s : resolve_stes(image(i), lay_, f_, r_)) {
+        if (!s.fetched) continue; // a failed fetch is not cached
+        config(s, s.valid ? "SMMUV3.CACHE.config" : "SMMUV3.CACHE.config_invalid");
+      }
     }
+    cached_l1stds();
     return std::move(out_);
   }
 
@@ -840,6 +1111,31 @@ private:
   Key ste_key() const { return Key{Kind::ste, r_.sid}; }
   Key cd_key(uint32_t idx) const { return Key{Kind::cd, r_.sid, idx}; }
 
+  // One STE candidate: how it ends, or everything it allows.
+  void config(const SteResult& s, std::string_view cached) {
+    if (!serves(s)) return;
+    for (const Allowed& a : s.stop)
+      add(a.outcome, cached.empty() ? a.clause : cached);
+    if (s.stop.empty()) with_ste(s, cached);
+  }
+
+  // L1STDs cached from earlier images (any Span: [A] 3.21.3, 5.1.1 "Changing an inactive
+  // L1STD with Span == 0 to a non-zero active Span ... requires an invalidation of the L1STD"),
+  // each walked on to the STE in current memory, as a cached table descriptor is (3.21.3: a
+  // structure is reachable through "a pointer within a precursor structure (either in memory
+  // or cached)"). Clause SMMUV3.CACHE.l1std.
+  void cached_l1stds() {
+    const Strtab t = strtab_of(lay_, f_);
+    if (!t.two_level || r_.sid >= bit(t.log2)) return;
+    for (size_t i = 0; i < views_.size(); ++i) {
+      if (!survives(i, l1std_key(t, r_.sid))) continue;
+      const auto d = cacheable_l1std(image(i), t, r_.sid);
+      if (!d) continue;
+      for (const SteResult& s : resolve_stes(h_.memory(), lay_, f_, r_, &*d))
+        config(s, "SMMUV3.CACHE.l1std");
+    }
+  }
+
   void add(hw::DmaOutcome o, std::string_view clause) {
     for (const auto& a : out_)
       if (a.outcome == o) return;
@@ -853,19 +1149,34 @@ private:
       translate_s2_only(s, cached);
       return;
     }
-    const uint64_t cd_ipa = s.ste.s1_context_ptr + uint64_t(s.cd_index) * 64;
+    const unsigned leaf = cd_leaf_log2(s.ste, f_);
+    if (leaf == 0)
+      fetch_cd(s, s.ste.s1_context_ptr + uint64_t(s.cd_index) * 64, cached, "SMMUV3.CD.s2_fetch");
+    else
+      two_level_cd(s, leaf, cached);
+    cached_cds(s);
+  }
+
+  // Where a structure at `addr` is read: an IPA through the stream's stage 2 (its candidates),
+  // or the PA itself.
+  std::vector<Walk> fetch_where(const SteResult& s, uint64_t addr) const {
     std::vector<Walk> where;
-    if (s.s2)
-      s2_options(*s.s2, vmid_of(s.ste, f_), cd_ipa, Access{cd_ipa, false, false, true}, where);
-    else {
+    if (s.s2) {
+      s2_options(*s.s2, vmid_of(s.ste, f_), addr, Access{addr, false, false, true}, where);
+    } else {
       Walk direct;
-      direct.pa = cd_ipa;
+      direct.pa = addr;
       where.push_back(direct);
     }
-    for (const Walk& t : where) {
+    return where;
+  }
+
+  // The CD at `addr` (an IPA when nested), read from current memory, then stage 1.
+  void fetch_cd(const SteResult& s, uint64_t addr, std::string_view cached,
+                std::string_view s2_clause) {
+    for (const Walk& t : fetch_where(s, addr)) {
       if (t.fault) { // the CD fetch through stage 2: a stage-2 fault, CLASS=CD ([QV])
-        Walk w = t;
-        add(walk_outcome(w, s.ste, nullptr, r_, class_cd), pick(cached, "SMMUV3.CD.s2_fetch"));
+        add(walk_outcome(t, s.ste, nullptr, r_, class_cd), pick(cached, s2_clause));
         continue;
       }
       const auto words = read8(h_.memory(), t.pa);
@@ -879,7 +1190,66 @@ private:
       else
         translate_s1(s, c.cd, c.s1, cached);
     }
-    cached_cds(s);
+  }
+
+  // A two-level CD table ([A] 5.2 S1Fmt, 5.3): the L1CD from current memory (at an IPA
+  // through stage 2 when nested: 5.2 "If stage 2 is configured, STE.S1ContextPtr is an IPA.
+  // If this field indicates a 2-level table, the pointers in the first-level table are also
+  // IPAs"), or an L1CD cached from an earlier image; then the CD in its leaf.
+  void two_level_cd(const SteResult& s, unsigned leaf, std::string_view cached) {
+    for (const Walk& t : fetch_where(s, l1cd_addr(s.ste, leaf, s.cd_index))) {
+      // [A] 7.3.13 stage 2 "If fetching a CD, CLASS == CD"; 3.4.3: "the reported address is
+      // the calculated address of the structure being accessed, for example an L1CD address"
+      // (SMMUV3.CD.l1_ipa_fetch); not cached (3.21.3).
+      if (t.fault) {
+        add(walk_outcome(t, s.ste, nullptr, r_, class_cd), pick(cached, "SMMUV3.CD.l1_ipa_fetch"));
+        continue;
+      }
+      // [A] 7.3.10 F_CD_FETCH, 3.21.3 "CD/L1CD ... that experiences an external abort
+      // (F_CD_FETCH ...)" (SMMUV3.CD.l1_fetch).
+      const auto w = h_.memory().read64(t.pa);
+      if (!w) {
+        add(config_event(EventType::f_cd_fetch, r_, t.pa), pick(cached, "SMMUV3.CD.l1_fetch"));
+        continue;
+      }
+      through_l1cd(s, leaf, decode_cd_l1(*w), cached);
+    }
+    // [A] 3.21.3 "Any CD or L1CD within a CD table can be fetched and cached" (valid or not);
+    // 5.3.1 "Changing an inactive L1CD with V == 0 to an active V == 1 form ... requires an
+    // invalidation of the L1CD". Walked on to the CD in current memory.
+    const Key k = l1cd_key(r_.sid, leaf, s.cd_index);
+    for (size_t i = 0; i < views_.size(); ++i) {
+      if (!survives(i, k)) continue;
+      const auto d = cacheable_l1cd(image(i), lay_, f_, r_, s.cd_index, leaf, s.s2.has_value());
+      if (d) through_l1cd(s, leaf, *d, pick(cached, "SMMUV3.CACHE.l1cd"));
+    }
+  }
+
+  void through_l1cd(const SteResult& s, unsigned leaf, const CdL1Desc& d, std::string_view cached) {
+    // [A] 5.3.1 "If a CD fetch for a transaction with SubstreamID encounters an L1CD with
+    // V == 0, L2Ptr is IGNORED, the transaction is terminated with abort and a
+    // C_BAD_SUBSTREAMID event is recorded" (7.3.9). For CD 0 of a transaction without one
+    // (S1DSS = 0b10) the text names no event: 7.3.9 records C_BAD_SUBSTREAMID (SubstreamID 0)
+    // when such a transaction meets an out-of-range L1CD.L2Ptr, and no CD was found (C_BAD_CD,
+    // 7.3.11): the weaker reading allows either.
+    if (!d.v) {
+      add(config_event(EventType::c_bad_substreamid, r_), pick(cached, "SMMUV3.CD.l1_valid"));
+      if (!r_.ssid) add(config_event(EventType::c_bad_cd, r_), pick(cached, "SMMUV3.CD.l1_valid"));
+      return;
+    }
+    for (uint64_t base : leaf_bases(d, leaf)) {
+      // [A] 3.4.3 L1CD.L2Ptr beyond the OAS (stage 1 only) or IAS (nested): SMMUv3.1 and
+      // later C_BAD_SUBSTREAMID; CONSTRAINED UNPREDICTABLE in SMMUv3.0 (F_CD_FETCH with the
+      // address, or truncation) and, nested, a stage-2 Translation fault on the whole IPA or
+      // (3.0) on the truncated one. The model has no SMMU version: all of them
+      // (SMMUV3.CD.l2ptr_range).
+      const Reach rc =
+          reach(cd_in_leaf(base, leaf, s.cd_index), s.s2 ? ias_sizes(f_) : oas_sizes(f_));
+      if (rc.too_large)
+        add(config_event(EventType::c_bad_substreamid, r_), pick(cached, "SMMUV3.CD.l2ptr_range"));
+      for (uint64_t a : rc.addrs)
+        fetch_cd(s, a, cached, "SMMUV3.CD.l1_ipa_fetch");
+    }
   }
 
   // CDs of this (StreamID, SubstreamID) cached from earlier images, valid or not ([A]

@@ -8,15 +8,20 @@
 // (SMMUv3 "Configuration and translation lookup" / "TLB tagging"; Arm ARM D8 "TLB
 // maintenance"; cited again in machine.cpp at each rule):
 //   STE (by StreamID), CD (by StreamID, SubstreamID): any reachable structure that was
-//   read, valid or not (IHI 0070 3.21.3);
+//   read, valid or not (IHI 0070 3.21.3); likewise the level-1 descriptors of two-level
+//   tables: an L1STD (by the StreamIDs of its level-1 index) and an L1CD (by StreamID and
+//   the SubstreamIDs of its level-1 index), each also used with the *current* memory of
+//   the level-2 table it points at (IHI 0070 5.1.1, 5.3.1, 4.3.1-4.3.4);
 //   stage-1 TLB entries and stage-1 walk-cache entries (VMID, ASID or global, VA, granule);
 //   stage-2 TLB and walk-cache entries (VMID, IPA, granule); combined stage-1+2 entries
 //   (VMID, ASID, VA), also rebuilt later from a stage-2 entry still cached then; TLB
 //   entries are filled only from valid descriptors with AF set (or AFFD).
-// Model limits (see README.md "Machine"): linear stream and CD tables only; entries cached
-// during an epoch come from that epoch's image alone (except rebuilt combined entries: a
-// stage-2 leaf still cached, with the current stage-1 tables or a stage-1 leaf still
-// cached); no stalls or PRI.
+// Model limits (see README.md "Machine"): entries cached during an epoch come from that
+// epoch's image alone (except rebuilt combined entries: a stage-2 leaf still cached, with
+// the current stage-1 tables or a stage-1 leaf still cached; and level-2 STEs/CDs read now
+// through a cached L1STD/L1CD); an out-of-range L2Ptr that an implementation truncates
+// (IHI 0070 3.4.3) is followed for the access itself, not for the TLB entries of earlier
+// epochs; no stalls or PRI.
 //
 // ATC (Features::ats, IDR0.ATS): a device whose STE has EATS = 0b01 (full ATS) may hold in
 // its ATC any translation the SMMU could have answered a Translation Request with at an
@@ -43,8 +48,13 @@ namespace iommuspec::smmuv3 {
 // Where the structures live (conformance/suites/smmuv3/README.md "Memory layout").
 struct Layout {
   Range ram{0x40000000, 0x4fffffff};
-  uint64_t strtab = 0x40000000; // linear, STRTAB_BASE_CFG.LOG2SIZE = strtab_log2
+  // SMMU_STRTAB_BASE.ADDR and SMMU_STRTAB_BASE_CFG (IHI 0070 6.3.24, 6.3.25): LOG2SIZE,
+  // FMT (0 linear, 1 two-level; 2 and 3 are Reserved and behave as 0) and SPLIT (6, 8 or
+  // 10; other values behave as 6; IGNORED when linear).
+  uint64_t strtab = 0x40000000;
   unsigned strtab_log2 = 8;
+  uint8_t strtab_fmt = 0;
+  uint8_t strtab_split = 6;
   uint64_t cmdq = 0x40200000;
   unsigned cmdq_log2 = 8;
   uint64_t evtq = 0x40210000;
@@ -59,6 +69,12 @@ struct Features {
   bool range_inv = true; // IDR3.RIL
   bool hyp = false;      // IDR0.HYP: the EL2 TLBI commands are legal
   bool ats = false;      // IDR0.ATS: STE.EATS is not IGNORED, CMD_ATC_INV is legal
+  bool st_level = true;  // IDR0.ST_LEVEL != 0: two-level stream tables (else FMT is RES0)
+  bool cd2l = true;      // IDR0.CD2L: two-level CD tables (else STE.S1Fmt != 0 is ILLEGAL)
+  // IDR1.SIDSIZE: the effective LOG2SIZE is MIN(LOG2SIZE, SIDSIZE) (IHI 0070 6.3.25).
+  unsigned sid_bits = 32;
+  // IDR1.SSIDSIZE (0..20): STE.S1CDMax above it is ILLEGAL; 0: no substreams (5.2 S1CDMax).
+  unsigned ssid_bits = 20;
   // IDR5.OAS in bits (32..56, IHI 0070 6.3.6); 0: not given, so every size is possible.
   // Only the bypass check uses it (machine.cpp bypass_outcomes).
   unsigned oas_bits = 0;
