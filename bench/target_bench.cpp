@@ -1,8 +1,12 @@
 // Figures for the targets (issue 5): calls per second through the line protocol, to the
 // model served by `iommuspec serve-model` (external) and to the agent in the test kernel
-// (kernel-mock, when the test kernel is cached). Run: build/bench/iommuspec_target_bench
+// (kernel-mock, when the test kernel is cached); and for the QEMU machines (issue 4):
+// spawn to first qtest reply, qtest round trips and edu DMAs per second.
+// Run: build/bench/iommuspec_target_bench
 #include "iommufd/uapi_structs.h"
 #include "kernel/kernel.h"
+#include "qemu/edu.h"
+#include "qemu/machine.h"
 #include "targets/protocol_target.h"
 
 #include <benchmark/benchmark.h>
@@ -54,6 +58,55 @@ void BM_KernelMockAgent(benchmark::State& state) {
   alloc_destroy(state, *t);
 }
 BENCHMARK(BM_KernelMockAgent)->UseRealTime()->MinTime(2.0);
+
+qemu::QemuMachine machine(int64_t which) {
+  return which == 0 ? qemu::aarch64_virt_smmuv3() : qemu::x86_64_q35_intel_iommu(false);
+}
+
+// A QEMU machine from exec to its first qtest reply (the handshake), then shut down.
+void BM_QemuSpawnToFirstReply(benchmark::State& state) {
+  const auto m = machine(state.range(0));
+  state.SetLabel(m.name);
+  double first_reply_s = 0;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto q = qemu::start(m);
+    first_reply_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    q->shutdown();
+  }
+  state.counters["first_reply_ms"] = 1000 * first_reply_s / double(state.iterations());
+}
+BENCHMARK(BM_QemuSpawnToFirstReply)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// One qtest command and its reply: readl of the IOMMU's first register.
+void BM_QtestRoundTrip(benchmark::State& state) {
+  const auto m = machine(state.range(0));
+  state.SetLabel(m.name);
+  auto q = qemu::start(m);
+  for (auto _ : state)
+    benchmark::DoNotOptimize(q->readl(m.iommu_base));
+  state.counters["round_trips/s"] =
+      benchmark::Counter(double(state.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_QtestRoundTrip)->Arg(0)->Arg(1)->UseRealTime();
+
+// One edu transfer of `range(1)` bytes from RAM into the buffer (IOMMU off): 4 register
+// writes, then command-register polls until done; the mean polls per DMA is reported.
+void BM_EduDma(benchmark::State& state) {
+  const auto m = machine(state.range(0));
+  state.SetLabel(m.name);
+  auto q = qemu::start(m);
+  qemu::Edu edu(*q, m);
+  int64_t polls = 0;
+  for (auto _ : state) {
+    edu.transfer(m.scratch, size_t(state.range(1)), false);
+    polls += edu.last_polls();
+  }
+  state.counters["dmas/s"] =
+      benchmark::Counter(double(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["polls/dma"] = double(polls) / double(state.iterations());
+}
+BENCHMARK(BM_EduDma)->Args({0, 8})->Args({0, 4095})->Args({1, 8})->Args({1, 4095})->UseRealTime();
 
 } // namespace
 

@@ -283,24 +283,9 @@ std::string initramfs(const std::string& agent_path) {
 
 namespace {
 
-int listen_unix(const std::string& path) {
-  const int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  if (path.size() >= sizeof a.sun_path) throw std::runtime_error("socket path too long: " + path);
-  std::strcpy(a.sun_path, path.c_str());
-  if (s < 0 || bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(s, 1) != 0)
-    throw std::runtime_error("cannot listen on " + path + ": " + strerror(errno));
-  return s;
-}
-
 // Kernel messages that make a step an error: the kernel is no longer trustworthy.
 std::string new_kernel_trouble(const std::string& console, size_t& offset) {
-  std::ifstream f(console, std::ios::binary);
-  f.seekg(std::streamoff(offset));
-  std::string fresh((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  offset += fresh.size();
-  return trouble_in(fresh);
+  return trouble_in(conformance::read_new(console, offset));
 }
 
 } // namespace
@@ -328,7 +313,7 @@ std::unique_ptr<conformance::Target> make_kernel_mock_target(const std::string& 
   const std::string initrd = initramfs(agent_path);
   const std::string dir = conformance::make_temp_dir("iommuspec-kernel-");
   const std::string sock = dir + "/agent.sock", console = dir + "/console.log";
-  const int listener = listen_unix(sock);
+  const int listener = conformance::listen_unix(sock);
   auto qemu =
       std::make_shared<conformance::Child>(conformance::spawn({"qemu-system-x86_64",
                                                                "-accel",

@@ -6,6 +6,7 @@
 #include "core/hw.h"
 #include "hw/compile.h"
 #include "iommufd/call.h"
+#include "runner/target_error.h"
 
 #include <map>
 #include <memory>
@@ -14,14 +15,6 @@
 #include <string>
 
 namespace iommuspec::conformance {
-
-// An infrastructure failure (crash, timeout, protocol error): the scenario is an `error`,
-// never a `fail`, and the run goes on with a fresh target.
-struct TargetError : std::runtime_error {
-  std::string log;
-  TargetError(const std::string& what, std::string log_excerpt = {})
-      : std::runtime_error(what), log(std::move(log_excerpt)) {}
-};
 
 struct TargetInfo {
   std::string name;

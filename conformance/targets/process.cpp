@@ -6,7 +6,10 @@
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
+#include <iterator>
 #include <stdexcept>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -47,6 +50,16 @@ Child spawn(const std::vector<std::string>& argv, bool pipes, const std::string&
   return c;
 }
 
+namespace {
+
+std::string status_text(int st) {
+  if (WIFEXITED(st)) return "exited " + std::to_string(WEXITSTATUS(st));
+  if (WIFSIGNALED(st)) return std::string("killed by ") + strsignal(WTERMSIG(st));
+  return "stopped";
+}
+
+} // namespace
+
 std::string stop(Child& c, int timeout_ms) {
   if (c.to_child >= 0) ::close(c.to_child);
   c.to_child = -1;
@@ -62,15 +75,31 @@ std::string stop(Child& c, int timeout_ms) {
       kill(c.pid, SIGKILL);
       waitpid(c.pid, &st, 0);
       what = "killed";
-    } else if (WIFEXITED(st)) {
-      what = "exited " + std::to_string(WEXITSTATUS(st));
-    } else if (WIFSIGNALED(st)) {
-      what = std::string("killed by ") + strsignal(WTERMSIG(st));
+    } else {
+      what = status_text(st);
     }
+  } else {
+    what = "reaped";
   }
   if (c.from_child >= 0) ::close(c.from_child);
   c = {};
   return what;
+}
+
+std::string terminate(Child& c, int grace_ms) {
+  if (c.pid > 0) {
+    kill(-c.pid, SIGTERM);
+    kill(c.pid, SIGTERM);
+  }
+  return stop(c, grace_ms);
+}
+
+std::optional<std::string> reap_if_exited(Child& c) {
+  if (c.pid <= 0) return std::nullopt;
+  int st = 0;
+  if (waitpid(c.pid, &st, WNOHANG) != c.pid) return std::nullopt;
+  c.pid = -1;
+  return status_text(st);
 }
 
 std::string tail_of(const std::string& path, size_t max_bytes) {
@@ -81,6 +110,29 @@ std::string tail_of(const std::string& path, size_t max_bytes) {
   f.seekg(std::streamoff(start));
   std::string s(size - start, '\0');
   f.read(s.data(), std::streamsize(s.size()));
+  return s;
+}
+
+std::string read_new(const std::string& path, size_t& offset) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return {};
+  f.seekg(std::streamoff(offset));
+  std::string fresh((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  offset += fresh.size();
+  return fresh;
+}
+
+int listen_unix(const std::string& path) {
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  if (path.size() >= sizeof a.sun_path) throw std::runtime_error("socket path too long: " + path);
+  std::strcpy(a.sun_path, path.c_str());
+  const int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0 || bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(s, 1) != 0) {
+    const std::string err = strerror(errno);
+    if (s >= 0) ::close(s);
+    throw std::runtime_error("cannot listen on " + path + ": " + err);
+  }
   return s;
 }
 
