@@ -23,6 +23,15 @@ Edu::Edu(QtestClient& q, const QemuMachine& m, EduOptions opts) : q_(q), opts_(o
   staging_ = {m.scratch, m.scratch};
 }
 
+Edu::Edu(QtestClient& q, const QemuMachine& m, Bdf d, uint64_t bar_at, EduOptions opts)
+    : q_(q), opts_(opts), bdf_(d) {
+  PciConfig cfg(q, m);
+  if (cfg.read16(d, pcireg::vendor_id) != vendor || cfg.read16(d, pcireg::device_id) != device)
+    throw TargetError("no edu device (1234:11e8) at " + d.str() + " of " + m.name, q.log_excerpt());
+  bar0_ = enable_bar0(cfg, bdf_, m, bar_at).base;
+  staging_ = {m.scratch, m.scratch};
+}
+
 void Edu::check_length(size_t len, size_t buffer_offset) const {
   if (len == 0 || buffer_offset + len > max_transfer)
     throw std::invalid_argument(

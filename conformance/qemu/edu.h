@@ -51,6 +51,9 @@ public:
   // Finds the device, enables BAR0 and bus mastering. Staging defaults to the machine's
   // scratch area at its physical address (right while the IOMMU translates nothing).
   Edu(QtestClient& q, const QemuMachine& m, EduOptions opts = {});
+  // The edu at `d`, its BAR0 placed at or above `bar_at` (several devices: one after the
+  // other; see bar0() and enable_bar0).
+  Edu(QtestClient& q, const QemuMachine& m, Bdf d, uint64_t bar_at, EduOptions opts = {});
 
   Bdf bdf() const { return bdf_; }
   uint64_t bar0() const { return bar0_; }

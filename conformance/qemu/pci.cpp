@@ -1,6 +1,9 @@
 #include "qemu/pci.h"
 
+#include <algorithm>
 #include <fmt/format.h>
+#include <map>
+#include <set>
 
 namespace iommuspec::qemu {
 
@@ -74,7 +77,7 @@ std::optional<Bdf> find_device(PciConfig& cfg, uint16_t vendor, uint16_t device)
   return std::nullopt;
 }
 
-Bar enable_bar0(PciConfig& cfg, Bdf d, const QemuMachine& m) {
+Bar enable_bar0(PciConfig& cfg, Bdf d, const QemuMachine& m, uint64_t at) {
   const uint32_t original = cfg.read32(d, pcireg::bar0);
   if (original & 1) throw TargetError("BAR0 of " + d.str() + " is an I/O BAR");
   const bool is64 = ((original >> 1) & 3) == 2; // type field, bits 2:1 (6.2.5.1)
@@ -90,7 +93,7 @@ Bar enable_bar0(PciConfig& cfg, Bdf d, const QemuMachine& m) {
     mask |= 0xffff'ffff'0000'0000;
   }
   const uint64_t size = ~mask + 1;
-  const uint64_t base = (m.bar_window + size - 1) & ~(size - 1);
+  const uint64_t base = (std::max(m.bar_window, at) + size - 1) & ~(size - 1);
   if (mask == 0xffff'ffff'0000'0000 || base + size > m.bar_window + m.bar_window_size)
     throw TargetError(fmt::format("BAR0 of {} (size {:#x}) does not fit the window {:#x}+{:#x}",
                                   d.str(), size, m.bar_window, m.bar_window_size));
@@ -98,6 +101,22 @@ Bar enable_bar0(PciConfig& cfg, Bdf d, const QemuMachine& m) {
   if (is64) cfg.write(d, pcireg::bar0 + 4, 4, uint32_t(base >> 32));
   cfg.write(d, pcireg::command, 2, command | pcireg::cmd_memory | pcireg::cmd_bus_master);
   return {base, size};
+}
+
+std::vector<std::string> edu_devices(const std::vector<Bdf>& at) {
+  std::map<uint8_t, std::set<uint8_t>> slots; // device -> functions
+  for (const Bdf& b : at)
+    slots[b.dev].insert(b.fn);
+  std::vector<std::string> out;
+  for (auto& [dev, fns] : slots) {
+    const bool multi = fns.size() > 1 || *fns.begin() != 0;
+    fns.insert(0);
+    // Function 0 first: QEMU checks the slot's multi-function bit when the others arrive.
+    for (uint8_t fn : fns)
+      out.push_back(fmt::format("edu,dma_mask=0xffffffffffffffff,addr={:#x}.{}{}", dev, fn,
+                                multi && fn == 0 ? ",multifunction=on" : ""));
+  }
+  return out;
 }
 
 } // namespace iommuspec::qemu

@@ -54,6 +54,12 @@ struct Bar {
 // Size BAR0 (write all ones, read back the mask: 6.2.5.1), place it at the start of the
 // machine's window (aligned to its size), enable memory decoding and bus mastering.
 // Memory BARs only, 32- or 64-bit. Throws TargetError when the BAR does not fit.
-Bar enable_bar0(PciConfig& cfg, Bdf d, const QemuMachine& m);
+// `at`: the lowest address to use (for several devices: after the previous one's BAR).
+Bar enable_bar0(PciConfig& cfg, Bdf d, const QemuMachine& m, uint64_t at = 0);
+
+// The -device values for edu devices at these functions of bus 0 (QEMU's `addr=DEV.FN`). A
+// function other than 0 needs function 0 of its slot to be a multi-function device (QEMU
+// hw/pci/pci.c refuses it otherwise): an edu is put there too when the list lacks it.
+std::vector<std::string> edu_devices(const std::vector<Bdf>& at);
 
 } // namespace iommuspec::qemu

@@ -221,6 +221,10 @@ void run_hw(const scenario::Scenario& sc, Target& target, results::ScenarioResul
   }
   try {
     target.hw_reset(compiled->setup);
+  } catch (const TargetUnsupported& e) {
+    r.verdict = "unsupported";
+    r.message = fmt::format("target {}: {}", info.name, e.what());
+    return;
   } catch (const TargetError& e) {
     r.verdict = "error";
     r.message = std::string("setting up the scenario: ") + e.what();

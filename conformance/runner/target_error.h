@@ -15,4 +15,10 @@ struct TargetError : std::runtime_error {
       : std::runtime_error(what), log(std::move(log_excerpt)) {}
 };
 
+// The target cannot present what the scenario needs (a requester ID its machine cannot give
+// a device, a mode it lacks): the scenario is `unsupported` with this reason, never `fail`.
+struct TargetUnsupported : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 } // namespace iommuspec::conformance
