@@ -396,7 +396,7 @@ TEST(SmmuCompiler, TwoLevelCdTableFollowsTheReadmeLayout) {
   std::vector<scenario::Diagnostic> d;
   const auto c = compile_text(R"(smmuv3 layout
 clauses = SMMUV3.CD.two_level
-features = smmuv3 stage1 cd_2level
+features = smmuv3 stage1 cd_2level substreams
 1: cd sid=2 ssid=70 s1_fmt=1 asid=7
 2: cd sid=2 ssid=71 asid=8
 3: ste sid=2 config=s1 s1_fmt=1 s1_cd_max=8
@@ -435,16 +435,22 @@ TEST(SmmuCompiler, TwoLevelMistakesAreErrorsAtTheirPosition) {
        "strtab = linear or strtab = 2level"},
       {"features = smmuv3\nstrtab_split = 8\n1: ste sid=1 config=bypass",
        "strtab_split goes with strtab = 2level"},
-      {"features = smmuv3 stage1\n1: ste sid=1 config=s1 s1_fmt=1", "needs the feature cd_2level"},
-      {"features = smmuv3 stage1 cd_2level\n1: cd sid=1 ssid=3 asid=1\n2: ste sid=1 config=s1 "
+      {"features = smmuv3 stage1 substreams\n1: ste sid=1 config=s1 s1_fmt=1",
+       "needs the feature cd_2level"},
+      {"features = smmuv3 stage1 cd_2level substreams\n1: cd sid=1 ssid=3 asid=1\n2: ste sid=1 "
+       "config=s1 "
        "s1_fmt=2",
        "laid out for S1Fmt=0 already"},
       {"features = smmuv3 stage1\n1: l1cd sid=1 ssid=3", "has no two-level CD table"},
       {"features = smmuv3\n1: ste sid=1 config=bypass l2=0x40380000", "l2= needs strtab = 2level"},
+      {"features = smmuv3 stage1\n1: cd sid=1 ssid=3 asid=1", "needs the feature substreams"},
+      {"features = smmuv3 stage1\n1: ste sid=1 config=s1 s1_dss=1", "need the feature substreams"},
+      {"features = smmuv3 stage1\n1: dma sid=1 ssid=2 iova=0", "needs the feature substreams"},
       {"features = smmuv3 strtab_2level\nstrtab = 2level\n1: l1std sid=1 span=0\n2: ste sid=1 "
        "config=bypass",
        "has no STE slot"},
-      {"features = smmuv3 stage1 cd_2level\n1: ste sid=1 config=s1 s1_fmt=1\n2: l1cd sid=1 "
+      {"features = smmuv3 stage1 cd_2level substreams\n1: ste sid=1 config=s1 s1_fmt=1\n2: l1cd "
+       "sid=1 "
        "ssid=64 v=0\n3: cd sid=1 ssid=70 asid=1",
        "L1CD of this ssid has V=0"},
   };

@@ -267,6 +267,7 @@ public:
     }
     out_.setup.area = "smmuv3";
     out_.setup.features = sc.values("features");
+    substreams_ = std::ranges::count(out_.setup.features, "substreams") > 0;
     stream_table(sc);
   }
 
@@ -277,6 +278,8 @@ public:
   }
 
 private:
+  bool substreams_ = false; // the feature: STEs get S1CDMax = 6 (64 CDs), else 0
+
   void step(const scenario::Step& st) {
     const Args a(st.args, st.pos);
     Step s;
@@ -320,6 +323,9 @@ private:
       s.kind = Step::Kind::dma;
       s.dma.sid = uint32_t(a.num("sid"));
       if (a.has("ssid")) s.dma.ssid = uint32_t(a.num("ssid"));
+      if (s.dma.ssid && !substreams_)
+        throw Error{a.find("ssid")->pos, "an access with a SubstreamID needs the feature "
+                                         "substreams"};
       s.dma.addr = a.num("iova");
       s.dma.write = a.num("write", 0) != 0;
       s.dma.exec = a.num("exec", 0) != 0;
@@ -496,7 +502,9 @@ private:
       throw Error{a.find("config")->pos, "config= is abort|bypass|s1|s2|nested"};
     e.config = it->second;
     e.s1_context_ptr = 0x40010000 + sid * 0x1000;
-    e.s1_cd_max = 6;
+    // Substreams only where the scenario asks for them: an SMMU with IDR1.SSIDSIZE = 0 makes
+    // an STE with S1CDMax != 0 ILLEGAL (IHI 0070 5.2 S1CDMax; clause SMMUV3.STE.s1cdmax_range).
+    e.s1_cd_max = substreams_ ? 6 : 0;
     e.s1_dss = 2;
     e.s2_vmid = uint16_t(a.num("vmid", 0));
     if (a.has("s2")) {
@@ -517,6 +525,9 @@ private:
       if (!set_field(e, arg.key, Args::number(arg)))
         throw Error{arg.pos, fmt::format("the STE has no field {}", arg.key)};
     }
+    if (!substreams_ && (e.s1_cd_max != 0 || e.s1_fmt != 0 || a.has("s1_dss")))
+      throw Error{a.pos(), "S1CDMax, S1DSS and S1Fmt (substreams, two-level CD tables) need the "
+                           "feature substreams (IDR1.SSIDSIZE >= 6)"};
     // The layout of the stream's CD table follows the STE (IHI 0070 5.2 S1Fmt: 0b11 behaves
     // as 0b00, and S1Fmt is IGNORED with S1CDMax = 0).
     if (a.has("s1_fmt") || a.has("s1_cd_max"))
@@ -691,6 +702,8 @@ private:
   void cd(const Args& a) {
     const uint64_t sid = a.num("sid"), ssid = a.num("ssid", 0);
     if (sid >= 256) throw Error{a.pos(), "sid < 256 and ssid < 64"};
+    if (ssid != 0 && !substreams_)
+      throw Error{a.find("ssid")->pos, "a CD for a SubstreamID needs the feature substreams"};
     if (a.has("s1_fmt")) {
       const uint64_t f = a.num("s1_fmt");
       cd_layout(sid, f == 1 || f == 2 ? unsigned(f) : 0, a.find("s1_fmt")->pos);
@@ -846,8 +859,8 @@ std::optional<Compiled> compile(const scenario::Scenario& sc, std::vector<Diagno
 
 const std::vector<std::string>& hw_area_features(std::string_view area) {
   static const std::vector<std::string> smmu = {
-      "smmuv3",     "stage1", "stage2", "nested", "range_inv",     "granule16k",
-      "granule64k", "ats",    "viommu", "hyp",    "strtab_2level", "cd_2level"};
+      "smmuv3", "stage1", "stage2", "nested",        "range_inv", "granule16k", "granule64k",
+      "ats",    "viommu", "hyp",    "strtab_2level", "cd_2level", "substreams"};
   static const std::vector<std::string> vtd = {
       "vtd",          "legacy", "scalable", "first_stage", "second_stage", "nested",
       "pass_through", "pasid",  "dev_tlb",  "superpage",   "five_level",   "viommu"};

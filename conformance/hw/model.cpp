@@ -131,6 +131,9 @@ private:
   static smmuv3::Features features(const Setup& s) {
     smmuv3::Features f;
     f.ats = wants(s, "ats");
+    // IDR1.SSIDSIZE: 20 bits with `substreams`, else none (the compiler then gives every STE
+    // S1CDMax = 0).
+    f.ssid_bits = wants(s, "substreams") ? 20 : 0;
     return f;
   }
   smmuv3::Machine m_;
@@ -223,8 +226,9 @@ std::unique_ptr<HwModel> make_hw_model(const Setup& s) {
 
 const std::vector<std::string>& hw_features(std::string_view area) {
   static const std::vector<std::string> smmu = {
-      "smmuv3", "stage1", "stage2",   "nested",     "range_inv", "granule16k",    "granule64k",
-      "viommu", "ats",    "dma_ssid", "dma_unpriv", "dma_exec",  "strtab_2level", "cd_2level"};
+      "smmuv3",     "stage1",     "stage2",        "nested",    "range_inv",
+      "granule16k", "granule64k", "viommu",        "ats",       "dma_ssid",
+      "dma_unpriv", "dma_exec",   "strtab_2level", "cd_2level", "substreams"};
   static const std::vector<std::string> vtd = {
       "vtd",    "legacy",       "scalable", "first_stage", "second_stage",
       "nested", "pass_through", "pasid",    "superpage",   "five_level",
