@@ -6,6 +6,7 @@
 #include "scenario/encode.h"
 #include "smmuv3/clauses.h"
 #include "targets/protocol_target.h"
+#include "targets/qemu_target.h"
 #include "vtd/clauses.h"
 
 #include <CLI/CLI.hpp>
@@ -63,7 +64,8 @@ struct TargetOptions {
 };
 
 const std::vector<std::string>& target_names() {
-  static const std::vector<std::string> n = {"model", "kernel-mock", "kernel-local", "external"};
+  static const std::vector<std::string> n = {"model",       "kernel-mock", "kernel-local",
+                                             "qemu-smmuv3", "qemu-vtd",    "external"};
   return n;
 }
 
@@ -108,6 +110,8 @@ TargetSpec make_target_spec(const std::string& name, std::optional<iommufd::Prof
     return from_factory(name, profile.value_or(iommufd::Profile::linux_6_12),
                         [agent] { return kernel::make_kernel_mock_target(agent); });
   }
+  if (name == "qemu-smmuv3")
+    return from_factory(name, profile, [] { return conformance::make_qemu_smmuv3_target(); });
   if (name == "kernel-local") {
     if (!o.allow_host || o.devices.empty())
       throw UsageError(
@@ -399,7 +403,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> cert_targets;
   std::string cert_out = "iommuspec-certify";
   cert->add_option("--target,-t", cert_targets,
-                   "Targets (default: model with both profiles, and kernel-mock)");
+                   "Targets (default: model with both profiles, kernel-mock and qemu-smmuv3)");
   cert->add_option("--out,-o", cert_out, "Output directory")->capture_default_str();
   cert->add_option("--jobs,-j", jobs, "Scenarios to run in parallel")->check(CLI::Range(1, 64));
   cert->add_flag("--quiet,-q", quiet, "No progress output");
@@ -489,6 +493,7 @@ int main(int argc, char** argv) {
         specs.push_back(make_target_spec("model", iommufd::Profile::linux_6_12));
         specs.push_back(make_target_spec("model", iommufd::Profile::linux_latest));
         specs.push_back(make_target_spec("kernel-mock", std::nullopt));
+        specs.push_back(make_target_spec("qemu-smmuv3", std::nullopt));
       }
       for (const auto& t : cert_targets)
         specs.push_back(make_target_spec(t, std::nullopt));
@@ -607,6 +612,10 @@ int main(int argc, char** argv) {
                   : kb            ? ("available (test kernel cached: " + kb->bzimage + ")").c_str()
                                   : "available; the first run builds the test kernel (or run "
                                     "`iommuspec kernel build`)");
+      const bool arm = std::system("command -v qemu-system-aarch64 >/dev/null 2>&1") == 0;
+      std::printf("%-13s %-13s %s\n", "qemu-smmuv3", "-",
+                  arm ? "available (qemu-system-aarch64, virt with its SMMUv3)"
+                      : "needs qemu-system-aarch64 (apt-get install qemu-system-arm)");
       std::printf("%-13s %-13s %s\n", "kernel-local", "host's",
                   fs::exists("/dev/iommu")
                       ? "opt-in: --allow-host and --device /dev/vfio/devices/vfioN"

@@ -714,6 +714,10 @@ private:
     sm::Cd c;
     c.v = true;
     c.aa64 = true;
+    // A = 1: a CD with A = 0 is ILLEGAL on an SMMU with IDR0.TERM_MODEL = 1 (IHI 0070
+    // CdIllegal), and the model's outcomes do not depend on A (RAZ/WI or abort is the
+    // device's view of a terminated access, not the event).
+    c.a = true;
     c.r = true;
     c.epd1 = true;
     c.ips = 5;
