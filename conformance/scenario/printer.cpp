@@ -31,9 +31,14 @@ std::string print(const Value& v) {
     }
     std::string operator()(const Flags& f) const {
       std::string s;
+      // Appended piece by piece: GCC 12 at -O3 warns (-Wrestrict) on `"|" + name` here.
+      auto add = [&s](const std::string& x) {
+        if (!s.empty()) s += '|';
+        s += x;
+      };
       for (const auto& n : f.names)
-        s += (s.empty() ? "" : "|") + n;
-      if (f.extra || s.empty()) s += (s.empty() ? "" : "|") + print_number(f.extra);
+        add(n);
+      if (f.extra || s.empty()) add(print_number(f.extra));
       if (f.names.size() + (f.extra ? 1 : 0) == 1 && f.extra) s += "|0"; // keep it a set
       return s;
     }
