@@ -6,6 +6,7 @@
 #include "scenario/encode.h"
 #include "smmuv3/clauses.h"
 #include "targets/protocol_target.h"
+#include "targets/qemu_target.h"
 #include "vtd/clauses.h"
 
 #include <CLI/CLI.hpp>
@@ -63,7 +64,8 @@ struct TargetOptions {
 };
 
 const std::vector<std::string>& target_names() {
-  static const std::vector<std::string> n = {"model", "kernel-mock", "kernel-local", "external"};
+  static const std::vector<std::string> n = {"model", "kernel-mock", "kernel-local", "external",
+                                             "qemu-vtd"};
   return n;
 }
 
@@ -108,6 +110,8 @@ TargetSpec make_target_spec(const std::string& name, std::optional<iommufd::Prof
     return from_factory(name, profile.value_or(iommufd::Profile::linux_6_12),
                         [agent] { return kernel::make_kernel_mock_target(agent); });
   }
+  if (name == "qemu-vtd")
+    return from_factory(name, profile, [] { return conformance::make_qemu_vtd_target(); });
   if (name == "kernel-local") {
     if (!o.allow_host || o.devices.empty())
       throw UsageError(
