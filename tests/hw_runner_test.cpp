@@ -253,7 +253,15 @@ features = vtd scalable first_stage
   const auto c = hwc::compile(sc, diags);
   ASSERT_TRUE(c) << diags.front().text();
   EXPECT_EQ(c->setup.requesters, (std::vector<uint32_t>{0x10, 0x18}));
-  EXPECT_EQ(c->setup.needs, (std::vector<std::string>{"dma_ssid", "dma_unpriv"}));
+  EXPECT_EQ(c->setup.needs, (std::vector<std::string>{"dma_ssid"})); // VT-d: no privilege
+  const auto sm = parse_ok(R"(smmuv3 unpriv
+clauses = SMMUV3.WALK.translate
+features = smmuv3
+1: dma sid=3 iova=0x1000 priv=0 exec=1
+)");
+  const auto smc = hwc::compile(sm, diags);
+  ASSERT_TRUE(smc);
+  EXPECT_EQ(smc->setup.needs, (std::vector<std::string>{"dma_exec", "dma_unpriv"}));
   HwLiar t;
   const auto all = run(sc, t);
   EXPECT_EQ(all.verdict, "pass") << all.message;

@@ -112,6 +112,8 @@ TargetSpec make_target_spec(const std::string& name, std::optional<iommufd::Prof
   }
   if (name == "qemu-smmuv3")
     return from_factory(name, profile, [] { return conformance::make_qemu_smmuv3_target(); });
+  if (name == "qemu-vtd")
+    return from_factory(name, profile, [] { return conformance::make_qemu_vtd_target(); });
   if (name == "kernel-local") {
     if (!o.allow_host || o.devices.empty())
       throw UsageError(
@@ -403,7 +405,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> cert_targets;
   std::string cert_out = "iommuspec-certify";
   cert->add_option("--target,-t", cert_targets,
-                   "Targets (default: model with both profiles, kernel-mock and qemu-smmuv3)");
+                   "Targets (default: model with both profiles, kernel-mock, qemu-smmuv3 and "
+                   "qemu-vtd)");
   cert->add_option("--out,-o", cert_out, "Output directory")->capture_default_str();
   cert->add_option("--jobs,-j", jobs, "Scenarios to run in parallel")->check(CLI::Range(1, 64));
   cert->add_flag("--quiet,-q", quiet, "No progress output");
@@ -494,6 +497,7 @@ int main(int argc, char** argv) {
         specs.push_back(make_target_spec("model", iommufd::Profile::linux_latest));
         specs.push_back(make_target_spec("kernel-mock", std::nullopt));
         specs.push_back(make_target_spec("qemu-smmuv3", std::nullopt));
+        specs.push_back(make_target_spec("qemu-vtd", std::nullopt));
       }
       for (const auto& t : cert_targets)
         specs.push_back(make_target_spec(t, std::nullopt));
@@ -616,6 +620,9 @@ int main(int argc, char** argv) {
       std::printf("%-13s %-13s %s\n", "qemu-smmuv3", "-",
                   arm ? "available (qemu-system-aarch64, virt with its SMMUv3)"
                       : "needs qemu-system-aarch64 (apt-get install qemu-system-arm)");
+      std::printf("%-13s %-13s %s\n", "qemu-vtd", "-",
+                  qemu ? "available (qemu-system-x86_64, q35 with intel-iommu)"
+                       : "needs qemu-system-x86_64 (apt-get install qemu-system-x86)");
       std::printf("%-13s %-13s %s\n", "kernel-local", "host's",
                   fs::exists("/dev/iommu")
                       ? "opt-in: --allow-host and --device /dev/vfio/devices/vfioN"

@@ -840,8 +840,11 @@ Compiled with_access_needs(Compiled c) {
     if (st.kind != Step::Kind::dma) continue;
     requesters.insert(st.dma.sid);
     if (st.dma.ssid) needs.insert("dma_ssid");
-    if (!st.dma.priv) needs.insert("dma_unpriv");
-    if (st.dma.exec && !st.dma.write) needs.insert("dma_exec");
+    // SMMUv3 accesses are privileged unless priv=0 says otherwise; a VT-d request carries
+    // privilege and execute only in a PASID prefix (model/vtd/machine.cpp access_of), so
+    // they need no more there.
+    if (c.setup.area == "smmuv3" && !st.dma.priv) needs.insert("dma_unpriv");
+    if (c.setup.area == "smmuv3" && st.dma.exec && !st.dma.write) needs.insert("dma_exec");
   }
   c.setup.needs.assign(needs.begin(), needs.end());
   c.setup.requesters.assign(requesters.begin(), requesters.end());

@@ -328,7 +328,7 @@ std::string_view fault_clause(FaultReason r, bool fpd) {
   case FaultReason::sm_ss_entry_access:
   case FaultReason::sm_ss_ptr_invalid:
     return "VTD.FAULT.ss_access";
-  case FaultReason::sm_beyond_hw_max:
+  case FaultReason::sm_ss_beyond_max:
     return "VTD.FAULT.ss_beyond";
   case FaultReason::sm_nested_fs_beyond_mgaw:
     return "VTD.FAULT.nested_beyond";

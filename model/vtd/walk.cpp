@@ -185,7 +185,11 @@ FaultReason ss_code(SsFail f, bool scalable) {
   // Scalable mode, the meanings dmar.c:1806-1818 gives.
   switch (f) {
   case SsFail::beyond:
-    return FaultReason::sm_beyond_hw_max; // 0x83
+    // [VTD] Table 30 SGN.5 (84h): "the address in a untranslated or translation request ...
+    // using second-stage only translation (PGTT=010) is above (2^X - 1), where X is the
+    // minimum of MGAW ... and the value in the Address-Width (AW) field"; 83h (SGN.4) is a
+    // host address beyond HAW (translated requests, pass-through).
+    return FaultReason::sm_ss_beyond_max; // 0x84
   case SsFail::access_root:
     return FaultReason::sm_ss_ptr_invalid; // 0x7b
   case SsFail::access:
@@ -683,7 +687,7 @@ void walk_fs_from(const Memory& mem, const FsConfig& c, const SsTranslate* ss, c
         append_entries(q.w, opts[i]);
         if (opts[i].fault) {
           Fault f = *opts[i].fault;
-          if (f.reason == FaultReason::sm_beyond_hw_max)
+          if (f.reason == FaultReason::sm_ss_beyond_max)
             f.reason = FaultReason::sm_nested_fs_beyond_mgaw;
           if (f.reason == FaultReason::sm_no_read)
             f.reason = level == c.levels ? FaultReason::sm_nested_fs_pml4_read
@@ -794,7 +798,7 @@ Walk combine_nested(Walk w, const Walk& t) {
   if (w.fault) return w;
   if (t.fault) { // the output GPA through the second stage (fs_walk's final step)
     w.fault = t.fault;
-    if (w.fault->reason == FaultReason::sm_beyond_hw_max)
+    if (w.fault->reason == FaultReason::sm_ss_beyond_max)
       w.fault->reason = FaultReason::sm_nested_fs_beyond_mgaw;
     return w;
   }

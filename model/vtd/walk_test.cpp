@@ -95,7 +95,7 @@ TEST(WalkSs, FiveLevel) {
   // The same GPA is beyond a 4-level (48-bit) second stage.
   Walk w4 = walk_ss(m, ss_cfg(b.root(), 4), gpa, rd(gpa));
   ASSERT_TRUE(w4.fault);
-  EXPECT_EQ(w4.fault->reason, FR::sm_beyond_hw_max);
+  EXPECT_EQ(w4.fault->reason, FR::sm_ss_beyond_max);
   EXPECT_EQ(w4.fault->level, 0);
   EXPECT_TRUE(w4.entries_read.empty());
 }
@@ -110,7 +110,7 @@ TEST(WalkSs, ThreeLevelAndWidth) {
   EXPECT_EQ(w.entries_read.size(), 3u);
   Walk beyond = walk_ss(m, ss_cfg(b.root(), 3), 1ull << 39, rd(1ull << 39));
   ASSERT_TRUE(beyond.fault);
-  EXPECT_EQ(beyond.fault->reason, FR::sm_beyond_hw_max);
+  EXPECT_EQ(beyond.fault->reason, FR::sm_ss_beyond_max);
   EXPECT_EQ(beyond.fault->stage, 2);
   EXPECT_EQ(beyond.fault->gpa, 1ull << 39);
 }
