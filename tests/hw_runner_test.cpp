@@ -28,6 +28,7 @@ public:
   std::function<void(hw::QueueOutcome&)> on_submit;
   std::function<void(hw::RecordsOutcome&)> on_records;
   std::function<void(hw::RecordsOutcome&)> on_vevents;
+  std::function<void(uint8_t&)> on_register_invalidate;
 
   std::set<std::string> lacks; // features it does not report
 
@@ -53,6 +54,11 @@ public:
     return q;
   }
   hw::QueueOutcome hw_resume() override { return inner_->hw_resume(); }
+  uint8_t hw_register_invalidate(const std::vector<uint64_t>& e) override {
+    uint8_t g = inner_->hw_register_invalidate(e);
+    if (on_register_invalidate) on_register_invalidate(g);
+    return g;
+  }
   hw::DmaOutcome hw_dma(const hw::DmaRequest& r) override {
     auto o = inner_->hw_dma(r);
     if (on_dma) on_dma(r, o, ++dmas_);
@@ -342,6 +348,7 @@ TEST(VtdCompiler, BadStepsAreErrorsAtTheirPosition) {
       {"1: map T iova=0x1000 pa=0x2000000", "no table named T"},
       {"1: dma sid=0x10 iova=0 ssid=1", "no argument ssid"},
       {"1: invq descs=[{op=iotlb g=everything}]", "g= is one of"},
+      {"1: reginv op=iotlb g=global", "legacy mode only"},
   };
   for (const auto& [step, want] : cases) {
     const std::string text =
@@ -352,6 +359,44 @@ TEST(VtdCompiler, BadStepsAreErrorsAtTheirPosition) {
     EXPECT_NE(d.front().message.find(want), std::string::npos) << d.front().text();
     EXPECT_EQ(d.front().pos.line, 4) << step;
   }
+}
+
+// Register-based invalidation: a unit that skips it keeps the stale page; one that reports a
+// finer granularity than requested (VT-d 6.5.1.2 allows only coarser) is caught; the queue
+// and the registers do not mix in one scenario.
+TEST(HwRunner, VtdRegisterInvalidationIsJudged) {
+  const auto sc = parse_ok(R"(vtd reg
+clauses = VTD.REG.granularity
+features = vtd legacy second_stage register_inv
+mode = legacy
+1: table T stage=2 levels=4
+2: map T iova=0x10000 pa=0x2000000 size=0x1000
+3: context sid=0x0010 did=1 tt=translated ss=T
+4: dma sid=0x0010 iova=0x10000 -> ok pa=0x2000000
+5: desc T iova=0x10000 level=1 value=0x2100003
+6: reginv op=iotlb g=domain did=1 -> ok
+7: dma sid=0x0010 iova=0x10000 -> ok pa=0x2100000
+)");
+  HwLiar t;
+  EXPECT_EQ(run(sc, t).verdict, "pass");
+  t.on_register_invalidate = [](uint8_t& g) { g = 3; }; // page-selective: finer than domain
+  const auto finer = run(sc, t);
+  EXPECT_EQ(finer.verdict, "fail");
+  EXPECT_NE(finer.message.find("granularity=3"), std::string::npos) << finer.message;
+  t.on_register_invalidate = [](uint8_t& g) { g = 1; }; // global: coarser, allowed
+  EXPECT_EQ(run(sc, t).verdict, "pass");
+  t.on_register_invalidate = nullptr;
+  t.on_dma = [](const hw::DmaRequest&, hw::DmaOutcome& o, int n) {
+    if (n == 2) o.pa = 0x2000000; // the invalidation did nothing
+  };
+  EXPECT_EQ(run(sc, t).verdict, "fail");
+  std::vector<scenario::Diagnostic> d;
+  EXPECT_FALSE(compile_text("vtd mix\nclauses = VTD.REG.granularity\nfeatures = vtd legacy\n"
+                            "mode = legacy\n1: invq descs=[{op=wait}]\n"
+                            "2: reginv op=iotlb g=global\n",
+                            d));
+  ASSERT_FALSE(d.empty());
+  EXPECT_NE(d.front().message.find("not both"), std::string::npos) << d.front().text();
 }
 
 // ---- The SMMUv3 compiler: two-level tables -----------------------------------------------

@@ -869,8 +869,8 @@ const std::vector<std::string>& hw_area_features(std::string_view area) {
       "smmuv3", "stage1", "stage2", "nested",        "range_inv", "granule16k", "granule64k",
       "ats",    "viommu", "hyp",    "strtab_2level", "cd_2level", "substreams"};
   static const std::vector<std::string> vtd = {
-      "vtd",          "legacy", "scalable", "first_stage", "second_stage", "nested",
-      "pass_through", "pasid",  "dev_tlb",  "superpage",   "five_level",   "viommu"};
+      "vtd",   "legacy",  "scalable",  "first_stage", "second_stage", "nested",      "pass_through",
+      "pasid", "dev_tlb", "superpage", "five_level",  "viommu",       "register_inv"};
   return area == "smmuv3" ? smmu : vtd;
 }
 

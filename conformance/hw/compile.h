@@ -34,6 +34,9 @@ struct Setup {
   // without PASID: `dma_ssid` (a SubstreamID / PASID), `dma_unpriv`, `dma_exec`. A target
   // whose devices cannot issue them lacks these features, and the scenario is unsupported.
   std::vector<std::string> needs;
+  // VT-d: invalidation through the registers (CCMD_REG, IOTLB_REG) with queued invalidation
+  // left disabled (VT-d 6.5.1: "can be used only when queued-invalidations are not enabled").
+  bool register_invalidation = false;
   // The StreamIDs (VT-d: source-ids) of the accesses, ascending: the devices a target needs.
   std::vector<uint32_t> requesters;
   friend bool operator==(const Setup&, const Setup&) = default;
@@ -68,7 +71,9 @@ struct ViommuCall {
 };
 
 struct Step {
-  enum class Kind : uint8_t { write, submit, resume, dma, records, viommu };
+  // reg_inv: a VT-d register-based invalidation (CCMD_REG / IOTLB_REG), `entries` the
+  // equivalent 128-bit descriptor.
+  enum class Kind : uint8_t { write, submit, resume, dma, records, viommu, reg_inv };
   int number = 0;
   Kind kind = Kind::write;
   std::vector<hw::Write> writes;

@@ -191,16 +191,21 @@ private:
       legacy() ? legacy_context(a) : sm_context(a);
     else if (st.op == "pasid")
       pasid(a);
+    else if (st.op == "reginv")
+      register_invalidation(st, a, s);
     else if (st.op == "inv" || st.op == "wait") {
+      interface(st, false);
       s.kind = Step::Kind::submit;
       std::vector<Arg> args = st.args;
       if (st.op == "wait") args.insert(args.begin(), Arg{"op", {scenario::Ref{"wait"}}, {}});
       queue(s, descriptor_from(args, st.pos, waits_));
     } else if (st.op == "invq") {
+      interface(st, false);
       s.kind = Step::Kind::submit;
       for (const auto* rec : a.records("descs"))
         queue(s, descriptor_from(*rec, a.find("descs")->pos, waits_));
     } else if (st.op == "resume") {
+      interface(st, false);
       s.kind = Step::Kind::resume;
     } else if (st.op == "dma") {
       s.kind = Step::Kind::dma;
@@ -216,6 +221,32 @@ private:
     if (s.kind == Step::Kind::write) s.writes = hw::writes_between(before, mem_);
     s.expect = expect_from(st.expect, s.kind);
     out_.steps.push_back(std::move(s));
+  }
+
+  // VT-d 6.5.1: register-based invalidation "can be used only when queued-invalidations are
+  // not enabled" and "not supported with scalable mode translation"; a scenario uses one
+  // interface, and the unit is set up for it (Setup::register_invalidation).
+  void interface(const scenario::Step& st, bool registers) {
+    if (registers && !legacy())
+      throw Error{st.pos, "register-based invalidation is legacy mode only (VT-d 6.5.1)"};
+    const int want = registers ? 2 : 1;
+    if (interface_ != 0 && interface_ != want)
+      throw Error{st.pos, "a scenario invalidates through the queue or through the registers, "
+                          "not both (VT-d 6.5.1, 6.5.2)"};
+    interface_ = want;
+    out_.setup.register_invalidation = registers;
+  }
+
+  // `reginv op=cc|iotlb [FIELD=V...]`: CCMD_REG / IVA_REG + IOTLB_REG with the fields of the
+  // descriptor of the same name (VT-d 6.5.1.1-2, 11.4.6.1-4).
+  void register_invalidation(const scenario::Step& st, const Args& a, Step& s) {
+    interface(st, true);
+    const std::string op = a.name("op");
+    if (op != "cc" && op != "iotlb")
+      throw Error{a.find("op")->pos, "reginv op= is cc (CCMD_REG) or iotlb (IOTLB_REG)"};
+    s.kind = Step::Kind::reg_inv;
+    const vtd::QiDesc d = descriptor_from(st.args, st.pos, waits_);
+    s.entries = {d[0], d[1]};
   }
 
   // Legacy mode queues 128-bit descriptors (words 0 and 1), scalable mode 256-bit ones
@@ -509,6 +540,7 @@ private:
   std::map<uint16_t, uint64_t> dirs_; // sid -> PASID directory
   uint64_t next_table_ = 0;
   uint64_t next_pasid_page_ = kPasidPool.start;
+  int interface_ = 0; // 1 queued invalidation, 2 registers (interface())
   uint32_t waits_ = 0;
   Compiled out_;
 };

@@ -147,6 +147,26 @@ public:
   bool write(const std::vector<hw::Write>& ws) override { return m_.write(ws); }
   hw::QueueOutcome submit(const std::vector<uint64_t>& e) override { return m_.submit(e); }
   hw::QueueOutcome resume() override { return m_.resume(); }
+  // The register-based form has the scope of the descriptor of the same granularity (VT-d
+  // 6.5.1.1-2 and 6.5.2.1/6.5.2.3 name the same granularities and fields) and is complete
+  // when the command bit clears: the descriptor followed by a fencing wait.
+  uint8_t register_invalidate(const std::vector<uint64_t>& e) override {
+    const vtd::QiDesc d{e.at(0), e.at(1), 0, 0};
+    const auto q = vtd::decode_qi_descriptor(d);
+    uint8_t g = 0;
+    if (q)
+      std::visit(
+          [&g](const auto& x) {
+            if constexpr (requires { x.g; }) g = uint8_t(x.g);
+          },
+          *q);
+    if (g == 0) return 0; // CIRG / IIRG 00b: reserved, ignored (CAIG / IAIG = 0)
+    vtd::InvWait w;
+    w.fn = true;
+    const auto wd = vtd::encode(vtd::QiDescriptor{w});
+    m_.submit(std::vector<uint64_t>{e.at(0), e.at(1), wd[0], wd[1]});
+    return g;
+  }
   std::vector<AllowedOutcome> dma(const hw::DmaRequest& r) const override {
     return outcomes(m_.dma(r));
   }
@@ -230,9 +250,9 @@ const std::vector<std::string>& hw_features(std::string_view area) {
       "granule16k", "granule64k", "viommu",        "ats",       "dma_ssid",
       "dma_unpriv", "dma_exec",   "strtab_2level", "cd_2level", "substreams"};
   static const std::vector<std::string> vtd = {
-      "vtd",    "legacy",       "scalable", "first_stage", "second_stage",
-      "nested", "pass_through", "pasid",    "superpage",   "five_level",
-      "viommu", "dev_tlb",      "dma_ssid", "dma_unpriv",  "dma_exec"};
+      "vtd",          "legacy",     "scalable",  "first_stage", "second_stage", "nested",
+      "pass_through", "pasid",      "superpage", "five_level",  "viommu",       "dev_tlb",
+      "dma_ssid",     "dma_unpriv", "dma_exec",  "register_inv"};
   static const std::vector<std::string> none;
   return area == "smmuv3" ? smmu : area == "vtd" ? vtd : none;
 }

@@ -29,6 +29,10 @@ public:
   virtual bool write(const std::vector<hw::Write>& ws) = 0;
   virtual hw::QueueOutcome submit(const std::vector<uint64_t>& entries) = 0;
   virtual hw::QueueOutcome resume() = 0;
+  // VT-d register-based invalidation of the descriptor's scope, complete on return (VT-d
+  // 6.5.1 "synchronous"): the requested granularity (1 global, 2 domain, 3 device/page; a
+  // unit may report any coarser one, 6.5.1.1-2), or 0 for a reserved one (no invalidation).
+  virtual uint8_t register_invalidate(const std::vector<uint64_t>&) { return 0; }
   virtual std::vector<AllowedOutcome> dma(const hw::DmaRequest& r) const = 0;
   virtual void after_dma(const hw::DmaRequest& r, const std::vector<AllowedOutcome>& allowed,
                          const hw::DmaOutcome& observed) = 0;

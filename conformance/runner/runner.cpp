@@ -279,6 +279,23 @@ void run_hw(const scenario::Scenario& sc, Target& target, results::ScenarioResul
                false);
         break;
       }
+      case hwc::Step::Kind::reg_inv: {
+        // VT-d 6.5.1: synchronous, at the requested or a coarser granularity (the actual one
+        // reported in CCMD_REG.CAIG / IOTLB_REG.IAIG); a reserved granularity is ignored (0).
+        const uint8_t g = model->register_invalidate(hs.entries);
+        const uint8_t actual = target.hw_register_invalidate(hs.entries);
+        sr.allowed = g ? fmt::format("ok granularity=1..{}", g) : "ok granularity=0";
+        sr.observed = fmt::format("ok granularity={}", actual);
+        sr.clause = "VTD.REG.granularity";
+        clauses.insert(sr.clause);
+        if (auto pm = check_values(hs.expect, "ok", {}))
+          fail(*pm, true);
+        else if (g ? (actual < 1 || actual > g) : actual != 0)
+          fail(
+              fmt::format("the unit reports {} where the model allows {}", sr.observed, sr.allowed),
+              false);
+        break;
+      }
       case hwc::Step::Kind::dma: {
         if (hs.dma.drain && model->queued() > 0) {
           fail("undrained records are queued: read them (events/faults) before a drained dma",

@@ -42,6 +42,9 @@ public:
   virtual hw::QueueOutcome hw_submit(const std::vector<uint64_t>&) { no_hw(""); }
   virtual hw::QueueOutcome hw_resume() { no_hw(""); }
   virtual hw::DmaOutcome hw_dma(const hw::DmaRequest&) { no_hw(""); }
+  // VT-d register-based invalidation (hwc::Setup::register_invalidation): the 128-bit
+  // descriptor it stands for; returns the actual granularity the unit reports (CAIG/IAIG).
+  virtual uint8_t hw_register_invalidate(const std::vector<uint64_t>&) { no_hw(""); }
   virtual hw::RecordsOutcome hw_records() { no_hw(""); }
   // The iommufd vIOMMU layer above the unit (feature viommu).
   virtual hw::ViommuOutcome hw_viommu(const hwc::ViommuCall&) { no_hw(""); }

@@ -50,6 +50,9 @@ public:
   }
   hw::QueueOutcome hw_submit(const std::vector<uint64_t>& e) override { return hw().submit(e); }
   hw::QueueOutcome hw_resume() override { return hw().resume(); }
+  uint8_t hw_register_invalidate(const std::vector<uint64_t>& e) override {
+    return hw().register_invalidate(e);
+  }
   hw::DmaOutcome hw_dma(const hw::DmaRequest& r) override {
     const auto allowed = hw().dma(r);
     hw::DmaOutcome o = allowed.front().outcome;

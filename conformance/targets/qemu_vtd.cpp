@@ -43,7 +43,7 @@ using qemu::Bdf;
 // Register offsets (VT-d 11.4; Linux 6.12 include/linux/intel-iommu.h DMAR_*_REG).
 namespace reg {
 constexpr uint64_t ver = 0x00, cap = 0x08, ecap = 0x10, gcmd = 0x18, gsts = 0x1c, rtaddr = 0x20,
-                   fsts = 0x34, iqh = 0x80, iqt = 0x88, iqa = 0x90;
+                   ccmd = 0x28, fsts = 0x34, iqh = 0x80, iqt = 0x88, iqa = 0x90;
 } // namespace reg
 
 constexpr uint64_t kMiB = 1024 * 1024;
@@ -151,6 +151,9 @@ std::set<std::string> features_of(const Probe& p) {
   const auto lcap = vtd::decode_cap_reg(p.legacy.cap);
   const auto lecap = vtd::decode_ecap_reg(p.legacy.ecap);
   std::set<std::string> f = {"vtd", "legacy"};
+  // VT-d 6.5: the register-based invalidation interface "is supported by hardware
+  // implementations of this architecture with Major Version 5 or lower (VER_REG)".
+  if (((p.legacy.ver >> 4) & 0xf) <= 5) f.insert("register_inv");
   // Every request of an edu device is a request without PASID (user-mode, non-execute: the
   // PASID TLP prefix carries privilege and execute, model/vtd/machine.cpp access_of), so the
   // target has none of the dma_* features; VT-d scenarios need only dma_ssid of them.
@@ -306,6 +309,7 @@ public:
     for (uint32_t sid : s.requesters)
       bdfs.push_back(place(sid));
     legacy_ = s.legacy;
+    registers_ = s.register_invalidation;
     m_ = vtd_machine(!legacy_, bdfs);
     qemu::QtestOptions o;
     o.trace_events = kTraceEvents;
@@ -335,6 +339,36 @@ public:
     for (const auto& w : ws)
       shadow_[w.pa] = w.value;
     if (!lines.empty()) client().commands(lines);
+  }
+
+  // VT-d 11.4.6.1 CCMD_REG (ICC 63, CIRG 62:61, CAIG 60:59, FM 33:32, SID 31:16, DID 15:0),
+  // 11.4.6.3-4 IOTLB_REG at ECAP.IRO * 16 + 8 (IVT 63, IIRG 61:60, IAIG 58:57, DR 49, DW 48,
+  // DID 47:32) after IVA_REG at ECAP.IRO * 16 (ADDR 63:12, IH 6, AM 5:0); Linux iommu.h
+  // DMA_CCMD_* / DMA_TLB_* and __iommu_flush_context / __iommu_flush_iotlb: write, then poll
+  // until ICC / IVT reads 0 (the invalidation has completed).
+  uint8_t hw_register_invalidate(const std::vector<uint64_t>& e) override {
+    auto& q = client();
+    const auto d = vtd::decode_qi_descriptor(vtd::QiDesc{e.at(0), e.at(1), 0, 0});
+    if (!d) throw TargetError("reginv: not a context-cache or IOTLB descriptor");
+    const uint64_t base = m_.iommu_base;
+    auto poll = [&](uint64_t at, const char* what) {
+      for (int i = 0; i < kMaxStatusPolls; ++i)
+        if (const uint64_t v = q.readq(at); !(v >> 63)) return v;
+      throw TargetError(fmt::format("{} never completed", what), q.log_excerpt());
+    };
+    if (const auto* c = std::get_if<vtd::ContextCacheInv>(&*d)) {
+      q.writeq(base + reg::ccmd, uint64_t(1) << 63 | uint64_t(c->g) << 61 |
+                                     uint64_t(c->fm & 3) << 32 | uint64_t(c->sid) << 16 | c->did);
+      return uint8_t((poll(base + reg::ccmd, "CCMD_REG.ICC") >> 59) & 3);
+    }
+    if (const auto* t = std::get_if<vtd::IotlbInv>(&*d)) {
+      const uint64_t iro = ((probe_.legacy.ecap >> 8) & 0x3ff) * 16;
+      q.writeq(base + iro, (t->addr & ~uint64_t(0xfff)) | uint64_t(t->ih) << 6 | (t->am & 0x3f));
+      q.writeq(base + iro + 8, uint64_t(1) << 63 | uint64_t(t->g) << 60 | uint64_t(t->dr) << 49 |
+                                   uint64_t(t->dw) << 48 | uint64_t(t->did) << 32);
+      return uint8_t((poll(base + iro + 8, "IOTLB_REG.IVT") >> 57) & 3);
+    }
+    throw TargetError("reginv: not a context-cache or IOTLB descriptor");
   }
 
   hw::QueueOutcome hw_submit(const std::vector<uint64_t>& entries) override {
@@ -576,6 +610,26 @@ private:
     // layout through qtest would cost ~200 ms a scenario, these 3 MiB ~3 ms).
     q.memset(layout.root_table, 0x420000 - layout.root_table, 0);
     uint32_t gcmd = 0;
+    if (registers_) {
+      // Register-based invalidation: queued invalidation stays off (VT-d 6.5.1); the root
+      // table, then the global context-cache and IOTLB invalidations through the registers
+      // (iommu.c iommu_set_root_entry with flush.flush_context / flush_iotlb =
+      // __iommu_flush_context / __iommu_flush_iotlb when QI is unavailable).
+      q.writeq(base + reg::rtaddr,
+               vtd::encode(vtd::RtaddrReg{.smt = false, .rta = layout.root_table}));
+      q.writel(base + reg::gcmd, vtd::encode(vtd::GcmdReg{.srtp = true}));
+      wait_gsts(vtd::encode(vtd::GstsReg{.rtps = true}), true, "RTPS");
+      for (const vtd::QiDescriptor& d :
+           {vtd::QiDescriptor{vtd::ContextCacheInv{vtd::CcGranularity::global}},
+            vtd::QiDescriptor{vtd::IotlbInv{vtd::IotlbGranularity::global}}}) {
+        const auto w = vtd::encode(d);
+        hw_register_invalidate({w[0], w[1]});
+      }
+      gcmd |= vtd::encode(vtd::GcmdReg{.te = true});
+      q.writel(base + reg::gcmd, gcmd);
+      wait_gsts(vtd::encode(vtd::GstsReg{.tes = true}), true, "TES");
+      return;
+    }
     // dmar.c __dmar_enable_qi (:1652-1687): IQT = 0; IQA = queue | DW=1, QS=1 when ECAP.SMTS
     // (256 descriptors of 256 bits), else QS=0 (256 of 128 bits); GCMD.QIE; wait GSTS.QIES.
     q.writel(base + reg::iqt, 0);
@@ -623,6 +677,7 @@ private:
 
   const Probe& probe_;
   const std::set<std::string> features_;
+  bool registers_ = false; // register-based invalidation, queued invalidation off
   qemu::QemuMachine m_;
   std::unique_ptr<qemu::QtestClient> q_;
   std::map<uint32_t, std::unique_ptr<qemu::Edu>> edus_; // by requester ID
