@@ -593,7 +593,12 @@ int main(int argc, char** argv) {
                   "pass on the model) instead of proving");
   prv->add_flag("--list", popts.list, "List the properties and their encoders");
 
-  CLI11_PARSE(app, argc, argv);
+  // CLI11_PARSE, with every parse error (not --help or --version) a usage error: status 2.
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? kExitOk : kExitUsage;
+  }
   // A target that dies (QEMU killed, an external program exiting) must not take the runner
   // with it: writes to it fail with EPIPE and become a TargetError instead.
   std::signal(SIGPIPE, SIG_IGN);
