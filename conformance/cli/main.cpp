@@ -5,6 +5,7 @@
 #include "runner/runner.h"
 #include "scenario/encode.h"
 #include "smmuv3/clauses.h"
+#include "solvers/prove.h"
 #include "targets/protocol_target.h"
 #include "targets/qemu_target.h"
 #include "vtd/clauses.h"
@@ -348,6 +349,113 @@ std::optional<iommufd::Profile> parse_profile(const std::string& s) {
   return p;
 }
 
+// ---- prove -----------------------------------------------------------------------------------
+
+struct ProveOptions {
+  std::vector<std::string> properties;
+  std::string encoder = "model";
+  unsigned timeout_ms = 20000;
+  std::string emit_dir, boundaries_dir;
+  bool list = false;
+};
+
+std::vector<solvers::Property> chosen_properties(const ProveOptions& o) {
+  if (o.properties.empty() && o.encoder == "model") return solvers::all_properties();
+  if (o.properties.empty())
+    throw UsageError("--encoder needs --property (see `iommuspec prove --list`)");
+  std::vector<solvers::Property> out;
+  for (const auto& name : o.properties) {
+    auto p = solvers::property_with_encoder(name, o.encoder);
+    if (!p)
+      throw UsageError(fmt::format("unknown property '{}' or encoder '{}' (see `iommuspec prove "
+                                   "--list`)",
+                                   name, o.encoder));
+    out.push_back(*p);
+  }
+  return out;
+}
+
+// Writes a scenario file and runs it on the model: "passes" (its pins are what the model
+// allows) or the model's objection (for a counterexample: the stale page it still allows).
+std::string write_and_replay(const std::string& dir, const solvers::ScenarioFile& f, bool& passed) {
+  fs::create_directories(dir);
+  const std::string path = dir + "/" + f.id + ".scn";
+  results::write_atomically(path, f.text);
+  std::vector<scenario::Diagnostic> d;
+  auto sc = scenario::parse_file(path, d);
+  if (d.empty()) {
+    scenario::lint(sc, d);
+    conformance::hwc::lint(sc, d);
+  }
+  if (!d.empty()) {
+    passed = false;
+    return path + ": does not compile: " + d.front().text();
+  }
+  auto t = conformance::make_model_target(iommufd::Profile::linux_latest);
+  const auto r = conformance::run_scenario(sc, *t, iommufd::Profile::linux_latest);
+  passed = r.verdict == "pass";
+  return fmt::format("{}: {}", path, passed ? "passes on the model" : "on the model: " + r.message);
+}
+
+void print_result(const solvers::Result& r) {
+  const std::string name =
+      r.encoder == "model" ? r.property : fmt::format("{} [{}]", r.property, r.encoder);
+  std::printf("%-44s %-14s %7.2fs  (%s) %s\n", name.c_str(),
+              std::string(solvers::verdict_name(r.verdict)).c_str(), r.seconds, r.method.c_str(),
+              r.detail.c_str());
+  if (r.verdict == solvers::Verdict::counterexample && !r.values.empty()) {
+    std::vector<std::string> vs;
+    for (const auto& v : r.values)
+      vs.push_back(fmt::format("{}={:#x}", v.name, v.value));
+    std::printf("    counterexample: %s\n", fmt::format("{}", fmt::join(vs, " ")).c_str());
+  }
+}
+
+int run_prove(const ProveOptions& o) {
+  if (o.list) {
+    for (const auto& p : solvers::all_properties())
+      std::printf("%s\n    %s\n    encoders: %s\n", p.name.c_str(), p.statement.c_str(),
+                  fmt::format("{}", fmt::join(solvers::encoder_names(p.name), ", ")).c_str());
+    return kExitOk;
+  }
+  solvers::Options so;
+  so.timeout_ms = o.timeout_ms;
+  if (!o.boundaries_dir.empty()) {
+    size_t bad = 0;
+    const auto files = solvers::boundary_scenarios(so);
+    for (const auto& f : files) {
+      bool passed = false;
+      std::printf("%s\n", write_and_replay(o.boundaries_dir, f, passed).c_str());
+      bad += !passed;
+    }
+    std::printf("%zu boundary scenario(s), %zu failing on the model\n", files.size(), bad);
+    return bad ? kExitDeviation : kExitOk;
+  }
+  const auto props = chosen_properties(o);
+  int code = kExitOk;
+  size_t counts[3] = {0, 0, 0};
+  double total = 0;
+  for (const auto& p : props) {
+    const auto r = p.run(so);
+    print_result(r);
+    total += r.seconds;
+    ++counts[size_t(r.verdict)];
+    if (r.verdict == solvers::Verdict::counterexample) code = std::max(code, kExitDeviation);
+    if (r.verdict == solvers::Verdict::unknown) code = kExitUsage;
+    if (o.emit_dir.empty()) continue;
+    // An encoder's counterexample reproduces on the model (it objects to the fresh pin); a
+    // decoder's passes there and fails a target that decodes the same wrong way.
+    for (const auto& f : r.files) {
+      bool passed = false;
+      const std::string m = write_and_replay(o.emit_dir, f, passed);
+      std::printf("    %s%s\n", m.c_str(), passed ? " (a target with this mistake fails it)" : "");
+    }
+  }
+  std::printf("total %.2fs: %zu proved, %zu counterexample(s), %zu unknown\n", total, counts[0],
+              counts[1], counts[2]);
+  return code;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -467,7 +575,30 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   kc->add_option("--out,-o", kc_out, "Output file (default: standard output)");
 
-  CLI11_PARSE(app, argc, argv);
+  // prove
+  auto* prv = app.add_subcommand(
+      "prove", "Prove the model's invalidation arithmetic and queue rules (Z3; exhaustive where "
+               "said). Exit status: 0 all proved, 1 a counterexample, 2 unknown or usage");
+  ProveOptions popts;
+  prv->add_option("--property", popts.properties, "Only this property (repeatable; see --list)");
+  prv->add_option("--encoder", popts.encoder,
+                  "Check the property with this encoder instead of the model's (see --list)")
+      ->capture_default_str();
+  prv->add_option("--timeout-ms", popts.timeout_ms, "Z3 time limit per solver call")
+      ->capture_default_str();
+  prv->add_option("--emit-dir", popts.emit_dir,
+                  "Write each counterexample as scenario files here (replayed on the model)");
+  prv->add_option("--boundaries", popts.boundaries_dir,
+                  "Write the boundary scenarios of every invalidation encoding here (each must "
+                  "pass on the model) instead of proving");
+  prv->add_flag("--list", popts.list, "List the properties and their encoders");
+
+  // CLI11_PARSE, with every parse error (not --help or --version) a usage error: status 2.
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? kExitOk : kExitUsage;
+  }
   // A target that dies (QEMU killed, an external program exiting) must not take the runner
   // with it: writes to it fail with EPIPE and become a TargetError instead.
   std::signal(SIGPIPE, SIG_IGN);
@@ -550,6 +681,7 @@ int main(int argc, char** argv) {
       std::printf("%-9s %s\n", "features", fmt::format("{}", fmt::join(i.features, ",")).c_str());
       return kExitOk;
     }
+    if (*prv) return run_prove(popts);
     if (*serve) {
       return conformance::serve_model(
           parse_profile(profile).value_or(iommufd::Profile::linux_latest));

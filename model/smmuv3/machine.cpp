@@ -6,6 +6,8 @@
 //   [QV] QEMU hw/arm/smmuv3.c, [QC] hw/arm/smmu-common.c, by function.
 #include "smmuv3/machine.h"
 
+#include "smmuv3/range.h"
+
 #include <algorithm>
 #include <utility>
 #include <variant>
@@ -50,60 +52,31 @@ bool is_leaf(Kind k) {
 uint8_t tg_of(Granule g) {
   return g == Granule::g4k ? 1 : g == Granule::g16k ? 2 : 3;
 }
-Granule granule_of_tg(uint8_t tg) {
-  return tg == 1 ? Granule::g4k : tg == 2 ? Granule::g16k : Granule::g64k;
-}
 // [A] 4.4.1.1 TTL with TG = 16KB: "If SMMU_IDR5.DS == 1 then leaf entries at level 1 of a
 // 16KB Granule table. Otherwise Reserved, and hardware treats as TTL == 0b00". For
 // CERROR_ILL the model takes IDR5.DS = 0 (it has no LPA2, README.md), so TTL = 0b01 counts
-// as 0b00 there (SMMUV3.CMDQ.ill_range). For the scope it keeps TTL = 0b01: a level-1
-// scope (DS = 1) requires less than any level (DS = 0), and its alignment rule (Address
-// [35:12]) implies DS = 0's (Address[13:12]), so it is the weaker reading for both.
-uint8_t ill_ttl(uint8_t tg, uint8_t ttl) {
-  return tg == 2 && ttl == 1 ? 0 : ttl;
-}
+// as 0b00 there (range.h range_reserved, SMMUV3.CMDQ.ill_range). For the scope it keeps TTL
+// = 0b01: a level-1 scope (DS = 1) requires less than any level (DS = 0), and its alignment
+// rule (Address[35:12]) implies DS = 0's (Address[13:12]), so it is the weaker reading for
+// both.
 
-// Input range of a TLBI by address. TG = 0 (or no IDR3.RIL): the one address. Otherwise
-// the range form: (NUM + 1) * 2^SCALE pages of the TG granule from Addr ([L]
-// arm_smmu_tlb_inv_range_cmd builds it so: "num_pages = NUM+1 << SCALE", tg = (log2(granule)
-// - 10) / 2, i.e. 1 = 4K, 2 = 16K, 3 = 64K).
-struct Span {
-  uint64_t lo, hi; // inclusive
-};
-Span tlbi_span(uint64_t addr, uint8_t tg, uint8_t scale, uint8_t num, bool ril) {
-  if (tg == 0 || !ril) return {addr, addr};
-  const unsigned shift = 10 + 2 * tg;
-  const uint64_t len = (uint64_t(num) + 1) << (scale + shift);
-  const uint64_t hi = addr + len - 1;
-  return {addr, hi < addr ? ~uint64_t(0) : hi};
+// Input range of a TLBI by address (range.h tlbi_span: [A] 4.4.1.1 "Range =
+// ((NUM+1)*2^SCALE)*Translation_Granule_Size"; TG = 0 or no IDR3.RIL: the one address).
+arith::SpanOf<uint64_t> tlbi_span(uint64_t addr, uint8_t tg, uint8_t scale, uint8_t num, bool ril) {
+  return smmuv3::tlbi_span<uint64_t>(addr, tg, scale, num, ril);
 }
-bool overlaps(const Span& s, const Key& k) {
-  return s.lo <= k.base + (k.size - 1) && k.base <= s.hi;
+bool overlaps(const arith::SpanOf<uint64_t>& s, const Key& k) {
+  return arith::overlaps<uint64_t>(s, k.base, k.size);
 }
-// [A] 4.4.1.1, for 64-bit descriptors: "the range of addresses that is invalidated is
-// UNPREDICTABLE" when Addr is not aligned to the entries TTL names (TTL = 0: the granule),
-// e.g. 4KB "If TTL == 0b10 and bits Address[20:12] are not all zero", 16KB "If TTL == 0b11
-// or 0b00 and bits Address[13:12] are not all zero". The weaker reading: such a command is
-// required to invalidate nothing (SMMUV3.TLBI.range_unaligned).
-bool range_base_aligned(uint64_t addr, uint8_t tg, uint8_t ttl) {
-  const unsigned shift = level_shift(granule_of_tg(tg), ttl == 0 ? 3 : ttl);
-  return (addr & (bit(shift) - 1)) == 0;
-}
-// The scope TG and TTL leave a range TLBI (TG != 0 with IDR3.RIL; [A] 4.4.1.1, the weaker
-// reading throughout, so an implementation that invalidates more conforms):
-//  - TG: "the SMMU is only required to invalidate TLB entries that were inserted using a
-//    Translation Granule that matches TG" (a combined entry: both stages' granules);
-//  - TTL: "only required to invalidate TLB entries that were inserted from a translation
-//    table walk level matching TTL"; with Leaf = 0 also "cached Table descriptors ... at
-//    levels between the start of the walk and the level before the last level given by TTL"
-//    (the note: TTL = 0b10 and Leaf = 0 removes level 0 and 1 table entries).
-// Clauses SMMUV3.TLBI.range_tg, SMMUV3.TLBI.range_ttl.
+// The scope TG and TTL leave a range TLBI (range.h range_scope_ok, the weaker reading
+// throughout: TG must match the granule the entry was inserted with (both stages' for a
+// combined entry), TTL its level (Leaf = 0: table descriptors above TTL), and an Address not
+// aligned to TTL's entries leaves an UNPREDICTABLE range, taken as nothing).
+// Clauses SMMUV3.TLBI.range_tg, SMMUV3.TLBI.range_ttl, SMMUV3.TLBI.range_unaligned.
 bool range_scope_ok(uint64_t addr, uint8_t tg, uint8_t ttl, const Key& k, bool ril) {
-  if (tg == 0 || !ril) return true;
-  if (k.tg != tg || (k.kind == Kind::combined && k.tg2 != tg)) return false;
-  if (!range_base_aligned(addr, tg, ttl)) return false;
-  if (ttl == 0) return true;
-  return is_leaf(k.kind) ? k.level == ttl : k.level < ttl;
+  const EntryScope<uint64_t> e{k.tg, k.tg2, k.kind == Kind::combined, is_leaf(k.kind),
+                               uint64_t(k.level)};
+  return smmuv3::range_scope_ok<uint64_t>(addr, tg, ttl, e, ril);
 }
 
 template <class C>
@@ -836,7 +809,7 @@ bool names_secure_stream(const Command& c) {
 
 // [A] 4.4.1.1 (with IDR3.RIL): "The parameter combination of NUM == 0, SCALE == 0 and TTL =
 // 0b00 is Reserved. Use of this Reserved combination of parameters causes CERROR_ILL"; TG =
-// 16KB with TTL = 0b01 counts as TTL = 0b00 (ill_ttl: "a TLBI configured with TG ==
+// 16KB with TTL = 0b01 counts as TTL = 0b00 (range_reserved: "a TLBI configured with TG ==
 // 0b10 and TTL == 0b01, raises a CERROR_ILL"). [L] arm-smmu-v3.c:2192-2195 avoids it.
 // Clause SMMUV3.CMDQ.ill_range.
 bool reserved_range(const Command& c, const Features& f) {
@@ -844,7 +817,7 @@ bool reserved_range(const Command& c, const Features& f) {
   return std::visit(
       [](const auto& x) {
         if constexpr (requires { x.ttl; }) // NH_VA, NH_VAA, EL2_VA, EL2_VAA, S2_IPA
-          return x.tg != 0 && x.num == 0 && x.scale == 0 && ill_ttl(x.tg, x.ttl) == 0;
+          return range_reserved<uint64_t>(x.tg, x.num, x.scale, x.ttl);
         else
           return false;
       },

@@ -1,6 +1,8 @@
 // Encoders and decoders for the VT-d formats in format.h. Bit positions are cited there.
 #include "vtd/format.h"
 
+#include "vtd/range.h"
+
 namespace iommuspec::vtd {
 
 namespace {
@@ -311,28 +313,14 @@ std::optional<PasidDevTlbInv> decode_pasid_dev_tlb_inv(const QiDesc& d) {
                         .addr = d[1] & kAddr63_12};
 }
 
+// range.h dev_tlb_span and dev_tlb_addr (iommu.h:1189-1218).
 ByteRange dev_tlb_range(uint64_t addr, bool s) {
-  const uint64_t a = addr & kAddr63_12;
-  if (!s) return {a, a + 0xfff};
-  // The lowest clear bit at or above 12 is the size bit: size = 2^(bit + 1).
-  const uint64_t ones = ~(a | 0xfff); // clear address bits, as set bits
-  if (ones == 0) return {0, ~0ull};   // 63:12 all set: everything
-  const uint64_t size_bit = ones & (~ones + 1);
-  const uint64_t size = size_bit << 1; // 0 when the size bit is 63: 2^64
-  const uint64_t start = size == 0 ? 0 : a & ~(size - 1);
-  return {start, size == 0 ? ~0ull : start + size - 1};
+  const auto r = dev_tlb_span<uint64_t>(addr, s);
+  return {r.lo, r.hi};
 }
 
 uint64_t dev_tlb_addr_bits(uint64_t addr, unsigned size_order) {
-  if (size_order > 64 - 12) size_order = 64 - 12;
-  uint64_t qw1 = addr & kAddr63_12;
-  if (size_order != 0) {
-    // Fill bits below the size bit with ones, clear the size bit (iommu.h:1212-1215).
-    const unsigned size_bit = size_order + 12 - 1;
-    qw1 |= low_mask(size_bit + 1) & kAddr63_12;
-    qw1 &= ~(1ull << size_bit);
-  }
-  return qw1;
+  return dev_tlb_addr<uint64_t>(addr, size_order);
 }
 
 QiDesc encode(const QiDescriptor& d) {

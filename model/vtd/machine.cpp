@@ -14,6 +14,8 @@
 // never fails a conforming implementation. Each such place says "weaker reading".
 #include "vtd/machine.h"
 
+#include "vtd/range.h"
+
 #include <algorithm>
 #include <utility>
 #include <variant>
@@ -55,21 +57,14 @@ bool is_psc(Kind k) {
   return k == Kind::ss_psc || k == Kind::fs_psc;
 }
 
-struct Span {
-  uint64_t lo, hi; // inclusive
-};
-// Page-selective invalidation: 2^AM 4K pages, ADDR aligned down to that size ("VT-d HW
-// silently ignores any address bits below the mask", Linux commit 1ff00279655d; QEMU
-// vtd_hash_remove_by_page masks with ~((1 << am) - 1); iommu.h:413).
-Span am_span(uint64_t addr, uint8_t am) {
-  const unsigned shift = 12u + am;
-  if (shift >= 64) return {0, ~uint64_t(0)};
-  const uint64_t size = bit(shift);
-  const uint64_t lo = addr & ~(size - 1);
-  return {lo, lo + (size - 1)};
+// Page-selective invalidation: 2^AM 4K pages, ADDR aligned down to that size (range.h
+// am_span: "VT-d HW silently ignores any address bits below the mask", Linux commit
+// 1ff00279655d; QEMU vtd_hash_remove_by_page masks with ~((1 << am) - 1); iommu.h:413).
+arith::SpanOf<uint64_t> am_span(uint64_t addr, uint8_t am) {
+  return vtd::am_span<uint64_t>(addr, am);
 }
-bool overlaps(const Span& s, const Key& k) {
-  return s.lo <= k.base + (k.size - 1) && k.base <= s.hi;
+bool overlaps(const arith::SpanOf<uint64_t>& s, const Key& k) {
+  return arith::overlaps<uint64_t>(s, k.base, k.size);
 }
 
 // Function mask of a device-selective context-cache invalidation: FM = 1 masks bit 2 of the

@@ -2,8 +2,9 @@
 // drivers/iommu/intel/. Clauses VTD.VIOMMU.* (clauses.def).
 #include "vtd/viommu.h"
 
+#include "vtd/range.h"
+
 #include <algorithm>
-#include <bit>
 
 namespace iommuspec::vtd {
 namespace {
@@ -40,8 +41,7 @@ std::vector<Block> blocks(uint64_t pfn, uint64_t npages, uint8_t mamv) {
   std::vector<Block> out;
   npages = std::min(npages, kPfnLimit - std::min(pfn, kPfnLimit));
   while (npages > 0 && out.size() < kMaxBlocks) {
-    unsigned am = pfn ? unsigned(std::countr_zero(pfn)) : 63u;
-    am = std::min({am, unsigned(std::bit_width(npages)) - 1u, unsigned(mamv)});
+    const uint64_t am = block_am<uint64_t>(pfn, npages, mamv); // range.h
     out.push_back({pfn, uint8_t(am)});
     pfn += uint64_t(1) << am;
     npages -= uint64_t(1) << am;
