@@ -238,6 +238,7 @@ void BM_SmmuNestedDmaCheck(benchmark::State& state) {
   state.counters["checks/s"] =
       benchmark::Counter(double(state.iterations()), benchmark::Counter::kIsRate);
   state.counters["allowed/check"] = double(allowed) / double(state.iterations());
+  state.counters["stale images"] = double(m.stale_epochs());
 }
 BENCHMARK(BM_SmmuNestedDmaCheck)->Arg(0)->Arg(1)->Arg(2);
 

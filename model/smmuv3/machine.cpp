@@ -929,8 +929,30 @@ hw::QueueOutcome Machine::run(std::span<const Cmd2> cmds) {
 // have filled, rebuilt combined entries included. Decided through covers() itself, on sample
 // keys at the extremes of every tag (so a command that misses any of them, e.g. one scoped to
 // a VMID, keeps the epoch).
+namespace {
+
+// Whether any stream of this image translates (an STE with V = 1; with a two-level table,
+// any L1STD written at all, conservatively). The model fills TLB and walk-cache entries of an
+// epoch from that epoch's own STEs (machine.h "Model limits"), so an image without one can
+// only have left configuration entries behind.
+bool may_translate(const Memory& m, const Layout& lay, const Features& f) {
+  const Strtab t = strtab_of(lay, f);
+  const uint64_t end = t.base + (t.two_level ? 8 : 64) * (uint64_t(1) << std::min(t.log2, 40u));
+  const auto& w = m.words();
+  auto it = std::lower_bound(w.begin(), w.end(), t.base,
+                             [](const auto& x, uint64_t a) { return x.first < a; });
+  for (; it != w.end() && it->first < end; ++it) {
+    if (t.two_level && it->second != 0) return true;
+    if (!t.two_level && (it->first - t.base) % 64 == 0 && (it->second & 1)) return true;
+  }
+  return false;
+}
+
+} // namespace
+
 void Machine::prune() {
   hist_.prune([&](size_t i) {
+    const bool translates = may_translate(hist_.stale()[i].mem, layout_, features_);
     for (uint32_t id : {0u, 0xffffffffu})
       for (uint16_t tag : {uint16_t(0), uint16_t(0xffff)})
         for (uint64_t base : {uint64_t(0), uint64_t(0xfffffffff000)}) {
@@ -940,10 +962,13 @@ void Machine::prune() {
             return key;
           };
           for (Kind k : {Kind::ste, Kind::cd, Kind::s1_leaf, Kind::s1_walk, Kind::s2_leaf,
-                         Kind::s2_walk, Kind::combined, Kind::l1std, Kind::l1cd})
+                         Kind::s2_walk, Kind::combined, Kind::l1std, Kind::l1cd}) {
+            if (!translates && is_tlb(k)) continue;
             if (hist_.survives(i,
                                [&](const Command& c) { return covers(c, sample(k), features_); }))
               return false;
+          }
+          if (!translates) continue;
           // A rebuilt combined entry may outlive its stage-2 source (any stage 1, any time).
           const Source b =
               cached_source(time_, features_, hist_.stale()[i].end, sample(Kind::s2_leaf));

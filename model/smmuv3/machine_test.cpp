@@ -1456,3 +1456,25 @@ RC_GTEST_PROP(SmmuV3TwoLevelProp, CompletedCfgiNeverAddsOutcomes, ()) {
 
 } // namespace
 } // namespace iommuspec::smmuv3
+
+namespace iommuspec::smmuv3 {
+namespace {
+
+// An image in which no stream translates (no STE with V = 1) can have left only
+// configuration entries behind, so a CFGI_ALL + CMD_SYNC retires it; an image with a
+// translating stream also needs its TLB entries invalidated (machine.cpp prune).
+TEST(SmmuV3Machine, PruneRetiresImagesThatCouldOnlyCacheConfiguration) {
+  Rig r = s1_rig(); // the all-zero first image, then CFGI_ALL + CMD_SYNC
+  EXPECT_EQ(r.m.stale_epochs(), 0u);
+  remap(r, 0x10000, kData + 0x100000);
+  EXPECT_EQ(r.m.stale_epochs(), 1u);
+  r.cmds({cfgi_all(), CmdSync{}});
+  EXPECT_EQ(r.m.stale_epochs(), 1u); // its TLB entries may survive a configuration invalidation
+  EXPECT_EQ(r.pas(0x10000), (std::set<uint64_t>{kData, kData + 0x100000}));
+  r.cmds({CmdTlbiNsnhAll{}, CmdSync{}});
+  EXPECT_EQ(r.m.stale_epochs(), 0u);
+  EXPECT_EQ(r.pas(0x10000), (std::set<uint64_t>{kData + 0x100000}));
+}
+
+} // namespace
+} // namespace iommuspec::smmuv3
