@@ -149,7 +149,8 @@ public:
   hw::QueueOutcome resume() override { return m_.resume(); }
   // The register-based form has the scope of the descriptor of the same granularity (VT-d
   // 6.5.1.1-2 and 6.5.2.1/6.5.2.3 name the same granularities and fields) and is complete
-  // when the command bit clears: the descriptor followed by a fencing wait.
+  // when the command bit clears: the descriptor followed by a fencing wait. Clause
+  // VTD.REG.granularity.
   uint8_t register_invalidate(const std::vector<uint64_t>& e) override {
     const vtd::QiDesc d{e.at(0), e.at(1), 0, 0};
     const auto q = vtd::decode_qi_descriptor(d);

@@ -1,5 +1,6 @@
 #include "qemu/machine.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <unistd.h>
@@ -132,6 +133,24 @@ std::string require_binary(const QemuMachine& m) {
   }
   throw TargetError(m.binary + " not found in PATH: the " + m.name +
                     " machine needs it (as root: apt-get install -y " + m.debian_package + ")");
+}
+
+void set_ram_size(QemuMachine& m, uint64_t bytes) {
+  m.ram_size = bytes;
+  for (size_t i = 0; i + 1 < m.args.size(); ++i)
+    if (m.args[i] == "-m") m.args[i + 1] = std::to_string(bytes / MiB) + "M";
+}
+
+std::string version(const QemuMachine& m) {
+  std::string out;
+  if (FILE* p = popen((require_binary(m) + " --version 2>&1").c_str(), "r")) {
+    char buf[256];
+    if (fgets(buf, sizeof buf, p)) out = buf;
+    pclose(p);
+  }
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r'))
+    out.pop_back();
+  return out;
 }
 
 std::unique_ptr<QtestClient> start(const QemuMachine& m, QtestOptions opts) {

@@ -61,6 +61,12 @@ std::string firmware_dir(const std::string& firmware_file);
 // The binary's path in PATH; throws TargetError naming the Debian package to install.
 std::string require_binary(const QemuMachine& m);
 
+// The machine with `bytes` of RAM (its -m argument and ram_size).
+void set_ram_size(QemuMachine& m, uint64_t bytes);
+
+// The first line of `BINARY --version` (for target fingerprints); "" when it prints nothing.
+std::string version(const QemuMachine& m);
+
 // Start the machine under qtest (after require_binary and firmware_dir).
 std::unique_ptr<QtestClient> start(const QemuMachine& m, QtestOptions opts = {});
 

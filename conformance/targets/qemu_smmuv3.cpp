@@ -23,7 +23,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cstdio>
 #include <fmt/format.h>
 #include <map>
 #include <memory>
@@ -56,23 +55,9 @@ bool has_sid(uint8_t op) {
   return (op >= 0x01 && op <= 0x06) || op == 0x40 || op == 0x41 || op == 0x44 || op == 0x45;
 }
 
-std::string qemu_version(const std::string& binary) {
-  std::string out;
-  if (FILE* p = popen((binary + " --version 2>/dev/null").c_str(), "r")) {
-    char buf[256];
-    if (fgets(buf, sizeof buf, p)) out = buf;
-    pclose(p);
-  }
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r'))
-    out.pop_back();
-  return out;
-}
-
 qemu::QemuMachine machine_with(std::vector<qemu::Bdf> devices) {
   qemu::QemuMachine m = qemu::aarch64_virt_smmuv3();
-  m.ram_size = kRam;
-  for (size_t i = 0; i + 1 < m.args.size(); ++i)
-    if (m.args[i] == "-m") m.args[i + 1] = std::to_string(kRam / MiB) + "M";
+  qemu::set_ram_size(m, kRam);
   m.devices = qemu::edu_devices(devices);
   return m;
 }
@@ -170,7 +155,7 @@ void QemuSmmuTarget::probe() {
   const sm::Idr3 i3 = sm::decode_idr3(idr3);
   const sm::Idr5 i5 = sm::decode_idr5(idr5);
   info_.name = "qemu-smmuv3";
-  info_.fingerprint = {{"qemu", qemu_version(qemu::require_binary(m_))},
+  info_.fingerprint = {{"qemu", qemu::version(m_)},
                        {"machine", "virt,iommu=smmuv3 (" + m_.binary + ")"},
                        {"IDR0", fmt::format("{:#010x}", idr0)},
                        {"IDR1", fmt::format("{:#010x}", idr1)},

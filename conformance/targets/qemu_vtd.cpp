@@ -27,7 +27,6 @@
 #include "vtd/machine.h"
 
 #include <cinttypes>
-#include <cstdio>
 #include <cstring>
 #include <fmt/format.h>
 #include <map>
@@ -74,9 +73,7 @@ std::string hex_words(const std::vector<uint64_t>& words) {
 qemu::QemuMachine vtd_machine(bool scalable, const std::vector<Bdf>& edus,
                               const std::vector<std::string>& extra_devices = {}) {
   auto m = qemu::x86_64_q35_intel_iommu(scalable);
-  for (size_t i = 0; i + 1 < m.args.size(); ++i)
-    if (m.args[i] == "-m") m.args[i + 1] = std::to_string(kRamSize / kMiB) + "M";
-  m.ram_size = kRamSize;
+  qemu::set_ram_size(m, kRamSize);
   // Accesses the memory core refuses are logged (to the trace file) as guest errors.
   m.args.insert(m.args.end(), {"-d", "guest_errors"});
   m.devices = {
@@ -99,18 +96,6 @@ struct Probe {
   std::string scalable_error;
 };
 
-std::string qemu_version(const std::string& binary) {
-  std::string out;
-  if (FILE* p = popen((binary + " --version 2>&1").c_str(), "r")) {
-    char buf[256];
-    if (fgets(buf, sizeof buf, p)) out = buf;
-    pclose(p);
-  }
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r'))
-    out.pop_back();
-  return out;
-}
-
 Probe::Unit read_unit(bool scalable) {
   const auto m = vtd_machine(scalable, {});
   auto q = qemu::start(m);
@@ -124,7 +109,7 @@ Probe::Unit read_unit(bool scalable) {
 Probe run_probe() {
   Probe p;
   const auto m = vtd_machine(false, {});
-  p.version = qemu_version(qemu::require_binary(m));
+  p.version = qemu::version(m);
   p.legacy = read_unit(false);
   try {
     p.scalable = read_unit(true);

@@ -758,6 +758,7 @@ hw::QueueOutcome Machine::resume() {
   // IQH was left at the failing descriptor, now the wait: it is fetched, and IQH moves past
   // it, before the rest ([DS] IQH "incremented after the command has been fetched
   // successfully"), so consumed counts it as SMMUv3's resume counts the replacing CMD_SYNC.
+  // Clause VTD.IQ.resume.
   hw::QueueOutcome out = run(rest);
   ++out.consumed;
   return out;

@@ -139,7 +139,7 @@ public:
   hw::QueueOutcome submit(std::span<const uint64_t> words);
   // After IQE: the failing descriptor becomes a wait descriptor (Linux dmar.c qi_check_fault
   // copies the batch's wait descriptor over it), IQE is cleared, and the rest of the stopped
-  // submission is consumed.
+  // submission is consumed; consumed counts that wait too (clause VTD.IQ.resume).
   hw::QueueOutcome resume();
   bool stopped() const { return !error_.empty(); }
 

@@ -3,15 +3,12 @@
 // cannot place is unsupported, and a QEMU killed mid-scenario is an `error` with its log
 // while the next scenario runs on a fresh QEMU.
 #include "harness.h"
+#include "qemu/killing_target.h"
 #include "runner/runner.h"
 #include "targets/qemu_target.h"
 
-#include <csignal>
-#include <dirent.h>
-#include <fstream>
 #include <gtest/gtest.h>
 #include <string>
-#include <unistd.h>
 
 namespace iommuspec::conformance {
 namespace {
@@ -77,59 +74,11 @@ features = smmuv3
   EXPECT_NE(r.message.find("0x100"), std::string::npos) << r.message;
 }
 
-// Kills this process's QEMU children (the target's machine).
-int kill_qemu_children() {
-  int killed = 0;
-  DIR* d = opendir("/proc");
-  if (!d) return 0;
-  while (dirent* e = readdir(d)) {
-    const pid_t pid = pid_t(std::atoi(e->d_name));
-    if (pid <= 0) continue;
-    std::ifstream stat("/proc/" + std::string(e->d_name) + "/stat");
-    std::string line;
-    std::getline(stat, line);
-    const auto close = line.rfind(')');
-    if (close == std::string::npos || line.find("(qemu-system-") == std::string::npos) continue;
-    int ppid = 0;
-    char state = 0;
-    std::sscanf(line.c_str() + close + 1, " %c %d", &state, &ppid);
-    if (ppid == getpid() && ::kill(pid, SIGKILL) == 0) ++killed;
-  }
-  closedir(d);
-  return killed;
-}
-
-// The target with a hook that kills its QEMU before the first access.
-class Killer : public Target {
-public:
-  explicit Killer(std::unique_ptr<Target> t) : t_(std::move(t)) {}
-  bool armed = true;
-  int killed = 0;
-  TargetInfo info() const override { return t_->info(); }
-  void reset() override { t_->reset(); }
-  uint64_t mem(uint64_t s) override { return t_->mem(s); }
-  iommufd::Observation execute(const iommufd::Call& c) override { return t_->execute(c); }
-  void hw_reset(const hwc::Setup& s) override { t_->hw_reset(s); }
-  void hw_write(const std::vector<hw::Write>& w) override { t_->hw_write(w); }
-  hw::QueueOutcome hw_submit(const std::vector<uint64_t>& e) override { return t_->hw_submit(e); }
-  hw::QueueOutcome hw_resume() override { return t_->hw_resume(); }
-  hw::DmaOutcome hw_dma(const hw::DmaRequest& r) override {
-    if (armed) {
-      armed = false;
-      killed = kill_qemu_children();
-    }
-    return t_->hw_dma(r);
-  }
-  hw::RecordsOutcome hw_records() override { return t_->hw_records(); }
-
-private:
-  std::unique_ptr<Target> t_;
-};
-
 TEST(QemuSmmuTarget, AQemuThatDiesIsAnErrorWithItsLogAndTheNextScenarioRuns) {
-  Killer k(make_qemu_smmuv3_target());
+  int killed = 0;
+  qemu_test::KillingTarget k(make_qemu_smmuv3_target(), true, &killed);
   const auto dead = run(parse_ok(kRemap), k);
-  EXPECT_EQ(k.killed, 1);
+  EXPECT_EQ(killed, 1);
   EXPECT_EQ(dead.verdict, "error") << dead.message;
   EXPECT_FALSE(dead.log.empty());
   const auto next = run(parse_ok(kBadSte), k);

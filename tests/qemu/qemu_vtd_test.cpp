@@ -2,15 +2,11 @@
 // suite scenarios pass, a known QEMU deviation shows as a failing step, a requester the
 // machine cannot hold is unsupported, and a QEMU that dies mid-scenario is an error with its
 // log while the next scenario runs on a fresh QEMU. Label qemu: they need qemu-system-x86.
+#include "qemu/killing_target.h"
 #include "runner/runner.h"
 #include "targets/qemu_target.h"
 
-#include <csignal>
-#include <dirent.h>
-#include <fstream>
 #include <gtest/gtest.h>
-#include <sstream>
-#include <unistd.h>
 
 namespace {
 
@@ -118,72 +114,20 @@ mode = legacy
   EXPECT_EQ(ok.verdict, "pass") << steps_of(ok);
 }
 
-// QEMU processes this test started, by their command name.
-std::vector<pid_t> qemu_children() {
-  std::vector<pid_t> out;
-  DIR* d = opendir("/proc");
-  if (!d) return out;
-  while (dirent* e = readdir(d)) {
-    const pid_t pid = pid_t(std::atoi(e->d_name));
-    if (pid <= 0) continue;
-    std::ifstream f("/proc/" + std::string(e->d_name) + "/stat");
-    std::string line;
-    if (!std::getline(f, line)) continue;
-    // pid (comm) state ppid ...
-    const auto close = line.rfind(')');
-    const auto open = line.find('(');
-    if (open == std::string::npos || close == std::string::npos) continue;
-    const std::string comm = line.substr(open + 1, close - open - 1);
-    std::istringstream rest(line.substr(close + 2));
-    char state = 0;
-    pid_t ppid = 0;
-    rest >> state >> ppid;
-    if (ppid == getpid() && comm.starts_with("qemu-system-x86")) out.push_back(pid);
-  }
-  closedir(d);
-  return out;
-}
-
-// Kills its QEMU before the first access of the first scenario it is given.
-class KillingTarget final : public Target {
-public:
-  KillingTarget(std::unique_ptr<Target> t, bool kill) : t_(std::move(t)), kill_(kill) {}
-  TargetInfo info() const override { return t_->info(); }
-  void reset() override { t_->reset(); }
-  uint64_t mem(uint64_t s) override { return t_->mem(s); }
-  iommufd::Observation execute(const iommufd::Call& c) override { return t_->execute(c); }
-  void hw_reset(const hwc::Setup& s) override { t_->hw_reset(s); }
-  void hw_write(const std::vector<hw::Write>& w) override { t_->hw_write(w); }
-  hw::QueueOutcome hw_submit(const std::vector<uint64_t>& e) override { return t_->hw_submit(e); }
-  hw::QueueOutcome hw_resume() override { return t_->hw_resume(); }
-  hw::DmaOutcome hw_dma(const hw::DmaRequest& r) override {
-    if (kill_) {
-      const auto pids = qemu_children();
-      EXPECT_EQ(pids.size(), 1u);
-      for (pid_t p : pids)
-        kill(p, SIGKILL);
-      kill_ = false;
-    }
-    return t_->hw_dma(r);
-  }
-  hw::RecordsOutcome hw_records() override { return t_->hw_records(); }
-
-private:
-  std::unique_ptr<Target> t_;
-  bool kill_;
-};
-
 TEST(QemuVtdTarget, QemuDyingMidScenarioIsAnErrorAndTheNextScenarioPasses) {
   const std::vector<scenario::Scenario> scs = {suite_scenario("legacy-ss-translate"),
                                                suite_scenario("legacy-ss-translate")};
   int made = 0;
+  int killed = 0;
   const auto run = run_all(
       scs,
       [&]() -> std::unique_ptr<Target> {
-        return std::make_unique<KillingTarget>(make_qemu_vtd_target(), made++ == 0);
+        return std::make_unique<qemu_test::KillingTarget>(make_qemu_vtd_target(), made++ == 0,
+                                                          &killed);
       },
       RunOptions{});
   ASSERT_EQ(run.scenarios.size(), 2u);
+  EXPECT_EQ(killed, 1); // its one QEMU
   const auto& dead = run.scenarios[0];
   EXPECT_EQ(dead.verdict, "error") << steps_of(dead);
   EXPECT_NE(dead.message.find("died"), std::string::npos) << dead.message;
@@ -191,7 +135,7 @@ TEST(QemuVtdTarget, QemuDyingMidScenarioIsAnErrorAndTheNextScenarioPasses) {
   EXPECT_FALSE(dead.log.empty());
   EXPECT_EQ(run.scenarios[1].verdict, "pass") << steps_of(run.scenarios[1]);
   EXPECT_EQ(made, 2); // the dead target was replaced
-  EXPECT_TRUE(qemu_children().size() <= 1u);
+  EXPECT_TRUE(qemu_test::qemu_children().size() <= 1u);
 }
 
 } // namespace
