@@ -1,4 +1,5 @@
 // iommuspec: the command line. See `iommuspec --help` and README.md.
+#include "fuzz/fuzz.h"
 #include "hw/compile.h"
 #include "iommufd/clauses.h"
 #include "kernel/kernel.h"
@@ -458,6 +459,95 @@ int run_prove(const ProveOptions& o) {
 
 } // namespace
 
+struct FuzzCli {
+  std::string target = "model", out = "iommuspec-fuzz", area, profile;
+  uint64_t runs = 1000, seed = 1;
+  size_t max_actions = 16, coverage_depth = 2;
+  double shrink_seconds = 120;
+  bool small = false, quiet = false;
+  TargetOptions topts;
+};
+
+int run_fuzz(const FuzzCli& c) {
+  const auto spec = make_target_spec(c.target, parse_profile(c.profile), c.topts);
+  auto probe = spec.make();
+  const auto info = probe->info();
+  conformance::fuzz::Options o;
+  o.target_name = spec.name;
+  o.trace.features = info.features;
+  o.trace.profile = spec.profile;
+  o.trace.max_actions = c.max_actions;
+  o.trace.small = c.small;
+  o.trace.area = c.area;
+  if (o.trace.area.empty())
+    for (const auto& a : generators::trace_areas())
+      if (generators::area_supported(a, info.features)) {
+        o.trace.area = a;
+        break;
+      }
+  if (o.trace.area.empty() || !generators::area_supported(o.trace.area, info.features))
+    throw UsageError(fmt::format("target {} has no area iommuspec can generate traces for{} "
+                                 "(areas: {}; the target's features: {})",
+                                 spec.name, c.area.empty() ? "" : " named " + c.area,
+                                 fmt::join(generators::trace_areas(), ", "),
+                                 fmt::join(info.features, " ")));
+  // The probe is the first target the campaign uses.
+  auto first = std::make_shared<std::unique_ptr<conformance::Target>>(std::move(probe));
+  conformance::fuzz::TargetFactory make = [first, m = spec.make] {
+    if (*first) return std::move(*first);
+    return m();
+  };
+  o.seed = c.seed;
+  o.runs = c.runs;
+  o.out_dir = c.out;
+  o.shrink_budget_seconds = c.shrink_seconds;
+  o.coverage_depth = c.coverage_depth;
+  o.stop = &stop_requested();
+  const bool tty = isatty(2);
+  const auto t0 = std::chrono::steady_clock::now();
+  o.progress = [&](uint64_t done, uint64_t total, size_t failures) {
+    if (c.quiet) return;
+    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (tty)
+      std::fprintf(stderr, "\r\033[K[%llu/%llu] fuzz %s %s  failures %zu  %.0f traces/min",
+                   (unsigned long long)done, (unsigned long long)total, spec.name.c_str(),
+                   o.trace.area.c_str(), failures, el > 0 ? double(done) / el * 60 : 0.0);
+    else if (done % 100 == 0 || done == total)
+      std::fprintf(stderr, "[%llu/%llu] fuzz %s %s failures %zu\n", (unsigned long long)done,
+                   (unsigned long long)total, spec.name.c_str(), o.trace.area.c_str(), failures);
+  };
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+  const auto r = conformance::fuzz::fuzz(o, make);
+  if (tty && !c.quiet) std::fprintf(stderr, "\n");
+  std::printf("fuzz %s (%s, seed %llu): %llu traces, %zu steps in %.1fs (%.0f traces/min "
+              "running); pass %llu fail %llu error %llu unsupported %llu\n",
+              spec.name.c_str(), o.trace.area.c_str(), (unsigned long long)o.seed,
+              (unsigned long long)r.runs, r.steps, r.seconds,
+              r.run_seconds > 0 ? double(r.runs) / r.run_seconds * 60 : 0.0,
+              (unsigned long long)r.pass, (unsigned long long)r.fail,
+              (unsigned long long)r.error, (unsigned long long)r.unsupported);
+  for (const auto& f : r.failures)
+    std::printf("  %s run %llu: %s\n    %zu steps shrunk to %zu in %.1fs (%zu replays%s), "
+                "%zu more like it\n    %s\n",
+                f.verdict == "fail" ? "FAIL" : "ERROR", (unsigned long long)f.run,
+                f.signature.c_str(), f.original_steps, f.shrunk_steps, f.shrink_seconds,
+                f.replays,
+                f.verdict == "fail" && !f.shrink_complete ? ", cut by the time limit" : "",
+                f.repeats,
+                f.file.c_str());
+  std::printf("coverage: %zu abstract states, %zu transitions exercised",
+              r.exercised.states(), r.exercised.transitions());
+  if (c.coverage_depth)
+    std::printf("; reachable within %zu actions (small world): %zu states, %zu transitions, "
+                "%zu of them exercised (%zu model runs, %.1fs)",
+                c.coverage_depth, r.reachable.states(), r.reachable.transitions(),
+                r.exercised.common(r.reachable), r.reachable_runs, r.reachable_seconds);
+  std::printf("\nwritten: %s/fuzz.json, %s/coverage.dot\n", c.out.c_str(), c.out.c_str());
+  if (stop_requested()) return kExitUsage;
+  return r.failures.empty() ? kExitOk : kExitDeviation;
+}
+
 int main(int argc, char** argv) {
   CLI::App app{"iommuspec: an executable specification of IOMMU translation and invalidation, "
                "replayed as conformance tests. Today: the Linux iommufd uAPI (profiles linux-6.12 "
@@ -593,6 +683,39 @@ int main(int argc, char** argv) {
                   "pass on the model) instead of proving");
   prv->add_flag("--list", popts.list, "List the properties and their encoders");
 
+  // fuzz
+  auto* fz = app.add_subcommand(
+      "fuzz", "Run generated traces on a target, judged by the model; shrink every failing trace "
+              "by replaying it on the target and save it as a scenario file. Exit status: 0 no "
+              "failure, 1 failures (saved in --out), 2 usage or infrastructure error");
+  FuzzCli fo;
+  fz->add_option("--target,-t", fo.target, "Target (see `iommuspec targets`)")
+      ->capture_default_str();
+  fz->add_option("--runs,-n", fo.runs, "Traces to generate and run")->capture_default_str();
+  fz->add_option("--seed", fo.seed, "Seed: the same seed gives the same traces")
+      ->capture_default_str();
+  fz->add_option("--out,-o", fo.out,
+                 "Directory for the shrunk failing traces (*.scn), fuzz.json and coverage.dot")
+      ->capture_default_str();
+  fz->add_option("--area", fo.area,
+                 "Scenario area to generate: smmuv3 (default for the model and qemu-smmuv3), "
+                 "vtd, iommufd (default: the first the target has)");
+  fz->add_option("--max-actions", fo.max_actions, "Actions per trace at most")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 200));
+  fz->add_flag("--small", fo.small, "Generate in the small world of the coverage bounds");
+  fz->add_option("--shrink-seconds", fo.shrink_seconds, "Time limit of shrinking one failure")
+      ->capture_default_str();
+  fz->add_option("--coverage-depth", fo.coverage_depth,
+                 "Actions from the start for the reachable graph the coverage is compared with "
+                 "(0: do not compute it)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 6));
+  fz->add_option("--profile", fo.profile,
+                 "uAPI profile: linux-6.12 or linux-latest (default: the target's)");
+  fz->add_option("--program", fo.topts.program, "external: the command to run");
+  fz->add_flag("--quiet,-q", fo.quiet, "No progress output");
+
   // CLI11_PARSE, with every parse error (not --help or --version) a usage error: status 2.
   try {
     app.parse(argc, argv);
@@ -682,6 +805,7 @@ int main(int argc, char** argv) {
       return kExitOk;
     }
     if (*prv) return run_prove(popts);
+    if (*fz) return run_fuzz(fo);
     if (*serve) {
       return conformance::serve_model(
           parse_profile(profile).value_or(iommufd::Profile::linux_latest));

@@ -1,0 +1,192 @@
+#include "coverage.h"
+
+#include <fmt/format.h>
+
+#include <boost/graph/adjacency_list.hpp>
+
+#include <array>
+#include <sstream>
+
+namespace iommuspec::generators {
+
+namespace {
+std::string quoted(const std::string& s) {
+  std::string q = "\"";
+  for (char c : s)
+    q += c == '"' ? std::string("\\\"") : std::string(1, c);
+  return q + "\"";
+}
+} // namespace
+
+std::string outcome_class(const std::string& allowed) {
+  const size_t sp = allowed.find(' ');
+  return sp == std::string::npos ? allowed : allowed.substr(0, sp);
+}
+
+namespace {
+
+uint64_t number_arg(const std::vector<scenario::Arg>& args, const std::string& key,
+                    uint64_t dflt) {
+  for (const auto& a : args)
+    if (a.key == key)
+      if (const auto* n = std::get_if<scenario::Number>(&a.value.v)) return n->v;
+  return dflt;
+}
+
+std::string name_arg(const std::vector<scenario::Arg>& args, const std::string& key) {
+  for (const auto& a : args)
+    if (a.key == key)
+      if (const auto* r = std::get_if<scenario::Ref>(&a.value.v)) return r->name;
+  return "";
+}
+
+// The commands of a `cmdq` step: each record's op and arguments.
+std::vector<const std::vector<scenario::Arg>*> commands(const scenario::Step& st) {
+  std::vector<const std::vector<scenario::Arg>*> out;
+  for (const auto& a : st.args)
+    if (const auto* l = std::get_if<scenario::List>(&a.value.v))
+      for (const auto& item : l->items)
+        if (const auto* r = std::get_if<scenario::Record>(&item)) out.push_back(&r->args);
+  return out;
+}
+
+// SMMUv3: per stream (StreamIDs 1..3) whether its STE translates (`t`: s1, s2, nested),
+// does not (`x`: abort, bypass, V=0) or was never written (`-`), and `*` while an STE or CD
+// write of it is not yet covered by a completed CFGI (IHI 0070 3.21.3: it may be cached);
+// `d` while a table entry was removed or overwritten and no completed TLBI of everything
+// (NH_ALL, NSNH_ALL, S12_VMALL) followed; `e` while the queue is stopped by an error.
+class SmmuAbstraction final : public Abstraction {
+public:
+  std::string state() const override {
+    std::string s;
+    for (size_t i = 0; i < streams_.size(); ++i)
+      s += fmt::format("{}{}{}", i + 1, streams_[i].config, streams_[i].pending ? "*" : "");
+    if (dirty_) s += " d";
+    if (stopped_) s += " e";
+    return s;
+  }
+
+  std::string apply(const scenario::Step& st, const std::string& allowed) override {
+    const std::string cls = outcome_class(allowed);
+    if (st.op == "ste" || st.op == "cd") {
+      Stream* s = stream(number_arg(st.args, "sid", 0));
+      if (s && st.op == "ste") {
+        const std::string config = name_arg(st.args, "config");
+        const bool translates = number_arg(st.args, "v", 1) != 0 && config != "abort" &&
+                                config != "bypass";
+        s->config = translates ? 't' : 'x';
+      }
+      if (s) s->pending = true;
+      return st.op;
+    }
+    if (st.op == "unmap" || st.op == "desc") {
+      dirty_ = true;
+      return st.op;
+    }
+    if (st.op == "cmdq" || st.op == "cmd" || st.op == "sync") {
+      if (cls == "ok") complete(st);
+      if (cls != "ok" && cls != "any") stopped_ = true;
+      return st.op + ":" + cls;
+    }
+    if (st.op == "resume") {
+      if (cls == "ok") stopped_ = false;
+      return st.op + ":" + cls;
+    }
+    if (st.op == "dma" || st.op == "events") return st.op + ":" + cls;
+    return st.op;
+  }
+
+private:
+  struct Stream {
+    char config = '-';
+    bool pending = false;
+  };
+  Stream* stream(uint64_t sid) { return sid >= 1 && sid <= 3 ? &streams_[sid - 1] : nullptr; }
+
+  // A batch that completed with a CMD_SYNC in it: its CFGIs and full TLBIs took effect.
+  void complete(const scenario::Step& st) {
+    const auto cmds = commands(st);
+    bool synced = false;
+    for (const auto* c : cmds)
+      synced = synced || name_arg(*c, "op") == "sync";
+    if (!synced) return;
+    for (const auto* c : cmds) {
+      const std::string op = name_arg(*c, "op");
+      if (op == "cfgi_all")
+        for (auto& s : streams_)
+          s.pending = false;
+      if (op == "cfgi_ste" || op == "cfgi_cd")
+        if (Stream* s = stream(number_arg(*c, "sid", 0))) s->pending = false;
+      if (op == "tlbi_nh_all" || op == "tlbi_nsnh_all" || op == "tlbi_s12_vmall") dirty_ = false;
+    }
+  }
+
+  std::array<Stream, 3> streams_{};
+  bool dirty_ = false, stopped_ = false;
+};
+
+} // namespace
+
+std::unique_ptr<Abstraction> make_abstraction(const std::string& area) {
+  if (area == "smmuv3") return std::make_unique<SmmuAbstraction>();
+  return nullptr;
+}
+
+bool TransitionGraph::add(const std::string& from, const std::string& label,
+                          const std::string& to) {
+  states_.insert(from);
+  states_.insert(to);
+  return edges_.insert({from, label, to}).second;
+}
+
+size_t TransitionGraph::common(const TransitionGraph& other) const {
+  size_t n = 0;
+  for (const auto& e : edges_)
+    n += other.edges_.count(e);
+  return n;
+}
+
+namespace {
+
+struct EdgeProps {
+  std::string label;
+  bool exercised = true;
+};
+// Parallel edges are transitions with different labels between the same two states.
+using Graph =
+    boost::adjacency_list<boost::vecS, boost::vecS, boost::directedS, std::string, EdgeProps>;
+
+} // namespace
+
+std::string TransitionGraph::dot(const TransitionGraph* reachable) const {
+  Graph g;
+  std::map<std::string, Graph::vertex_descriptor> index;
+  auto vertex = [&](const std::string& s) {
+    auto it = index.find(s);
+    if (it != index.end()) return it->second;
+    return index[s] = boost::add_vertex(s, g);
+  };
+  for (const auto& [from, label, to] : edges_)
+    boost::add_edge(vertex(from), vertex(to), EdgeProps{label, true}, g);
+  if (reachable)
+    for (const auto& [from, label, to] : reachable->edges())
+      if (!has(from, label, to))
+        boost::add_edge(vertex(from), vertex(to), EdgeProps{label, false}, g);
+  // Written by hand from the vertices and their out-edges: Boost's write_graphviz walks the
+  // graph's edge_iterator, which GCC 12 at -O2 flags as maybe-uninitialized (a false
+  // positive inside Boost 1.74, an error under -Werror).
+  std::ostringstream os;
+  os << "digraph coverage {\n  graph [rankdir=LR, fontsize=10];\n"
+        "  node [shape=box, fontname=monospace, fontsize=9];\n"
+        "  edge [fontname=monospace, fontsize=8];\n";
+  for (auto [v, vend] = boost::vertices(g); v != vend; ++v) {
+    os << "  n" << *v << " [label=" << quoted(g[*v]) << "];\n";
+    for (auto [e, eend] = boost::out_edges(*v, g); e != eend; ++e)
+      os << "  n" << *v << " -> n" << boost::target(*e, g) << " [label=" << quoted(g[*e].label)
+         << (g[*e].exercised ? "" : ", style=dashed, color=grey, fontcolor=grey") << "];\n";
+  }
+  os << "}\n";
+  return os.str();
+}
+
+} // namespace iommuspec::generators
