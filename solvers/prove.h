@@ -6,6 +6,7 @@
 #pragma once
 
 #include "encoders.h"
+#include "nested.h"
 
 #include <cstdint>
 #include <functional>
@@ -58,6 +59,7 @@ Property psi_am_covers(PsiEncoder e = model_psi_encoder());
 Property piotlb_split_covers(BlockSplitter s = model_block_splitter());
 Property devtlb_size_covers(DevTlbEncoder e = model_devtlb_encoder());
 Property queue_partial_completion(QueueImpl q = model_queue());
+Property nested_isolation(NestedWalker w = model_nested_walker());
 
 // Every property with the model's encoders, in the order `prove` runs them.
 std::vector<Property> all_properties();

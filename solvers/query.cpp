@@ -3,7 +3,7 @@
 namespace iommuspec::solvers {
 
 // The QF_BV solver (bit-vectors, no quantifiers): far faster here than the default one.
-Query::Query(z3::context& c, const Options& o) : c_(c), s_(c, "QF_BV") {
+Query::Query(z3::context& c, const Options& o, const char* logic) : c_(c), s_(c, logic) {
   z3::params p(c);
   p.set("timeout", o.timeout_ms);
   s_.set(p);

@@ -14,7 +14,8 @@ namespace iommuspec::solvers {
 
 class Query {
 public:
-  Query(z3::context& c, const Options& o);
+  // `logic`: the solver's (QF_BV; QF_ABV where memory is an array).
+  Query(z3::context& c, const Options& o, const char* logic = "QF_BV");
 
   // A bit-vector input, reported in counterexamples and witnesses.
   z3::expr input(const std::string& name, unsigned bits = 64);

@@ -38,7 +38,8 @@ TEST_P(ModelProves, Proved) {
 INSTANTIATE_TEST_SUITE_P(All, ModelProves,
                          testing::Values("smmuv3.range_tlbi.sound", "smmuv3.range_split.covers",
                                          "vtd.psi_am.covers", "vtd.piotlb_split.covers",
-                                         "vtd.devtlb_size.covers", "queue.partial_completion"),
+                                         "vtd.devtlb_size.covers", "queue.partial_completion",
+                                         "smmuv3.nested.isolation"),
                          [](const auto& i) {
                            std::string n = i.param;
                            for (char& c : n)
@@ -137,6 +138,26 @@ TEST(ProveWrong, ConsumesFailingCommand) {
   EXPECT_NE(r.files[0].text.find("CERROR_ILL consumed=0"), std::string::npos);
 }
 
+TEST(ProveWrong, NestedS1FetchUntranslated) {
+  const auto r = run("smmuv3.nested.isolation", "s1-fetch-untranslated");
+  ASSERT_EQ(r.verdict, Verdict::counterexample);
+  EXPECT_NE(r.detail.find("descriptor is read at other than"), std::string::npos) << r.detail;
+  EXPECT_EQ(value(r, "l0_pa"), value(r, "l0_ipa")); // read at the IPA itself
+}
+
+TEST(ProveWrong, NestedFinalIpaUntranslated) {
+  const auto r = run("smmuv3.nested.isolation", "final-ipa-untranslated");
+  ASSERT_EQ(r.verdict, Verdict::counterexample);
+  EXPECT_NE(r.detail.find("successful walk's PA"), std::string::npos) << r.detail;
+  EXPECT_EQ(value(r, "pa"), value(r, "out_ipa"));
+}
+
+TEST(ProveWrong, NestedTableFetchFaultAsInput) {
+  const auto r = run("smmuv3.nested.isolation", "tt-fault-as-in");
+  ASSERT_EQ(r.verdict, Verdict::counterexample);
+  EXPECT_NE(r.detail.find("s2=1 class=in"), std::string::npos) << r.detail;
+}
+
 TEST(Prove, UnknownEncoder) {
   EXPECT_FALSE(property_with_encoder("vtd.psi_am.covers", "nonsense").has_value());
   EXPECT_FALSE(property_with_encoder("nonsense", "model").has_value());
@@ -159,6 +180,20 @@ TEST(ProvePlugIn, OnePageAlwaysMisses) {
   const auto r = run(psi_am_covers({"one-page", f, f}));
   ASSERT_EQ(r.verdict, Verdict::counterexample);
   EXPECT_GT(value(r, "last") >> 12, value(r, "start") >> 12);
+}
+
+// A nested walker written here: the model's, but every fault reported at stage 1.
+TEST(ProvePlugIn, NestedEveryFaultAtStage1) {
+  const NestedWalker wrong{"all-stage-1",
+                           [](const MemZ& mem, const smmuv3::S1Config& s1, const z3::expr& ttb0,
+                              const smmuv3::S2Config& s2, const AccessZ& a) {
+                             NestedZ n = nested_walk_z(mem, s1, ttb0, s2, a);
+                             n.w.stage2 = ttb0.ctx().bool_val(false);
+                             return n;
+                           }};
+  const auto r = run(nested_isolation(wrong));
+  ASSERT_EQ(r.verdict, Verdict::counterexample);
+  EXPECT_NE(r.detail.find("s2=0"), std::string::npos) << r.detail;
 }
 
 TEST(ProveBoundaries, OnePerEncodingCase) {

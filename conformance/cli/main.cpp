@@ -667,8 +667,9 @@ int main(int argc, char** argv) {
 
   // prove
   auto* prv = app.add_subcommand(
-      "prove", "Prove the model's invalidation arithmetic and queue rules (Z3; exhaustive where "
-               "said). Exit status: 0 all proved, 1 a counterexample, 2 unknown or usage");
+      "prove",
+      "Prove the model's invalidation arithmetic, queue rules and nested isolation (Z3; "
+      "exhaustive where said). Exit status: 0 all proved, 1 a counterexample, 2 unknown or usage");
   ProveOptions popts;
   prv->add_option("--property", popts.properties, "Only this property (repeatable; see --list)");
   prv->add_option("--encoder", popts.encoder,

@@ -45,6 +45,8 @@ public:
   }
   // Every word ever written, by address, ascending (for diffs of two images).
   const std::vector<std::pair<uint64_t, uint64_t>>& words() const { return words_; }
+  // The regions declared, in order (a symbolic copy of this memory needs them: solvers/).
+  const std::vector<Range>& regions() const { return regions_; }
   friend bool operator==(const Memory&, const Memory&) = default;
 
 private:

@@ -3,6 +3,8 @@
 // three cannot drift apart. Positions are cited in format.h next to each field.
 #include "smmuv3/format.h"
 
+#include "smmuv3/walk_step.h"
+
 #include <concepts>
 #include <cstddef>
 #include <iterator>
@@ -462,7 +464,6 @@ Cmd2 mask_by_opcode(uint8_t op) {
 
 // ---- Descriptor helpers ---------------------------------------------------------------------
 
-constexpr uint64_t kValid = 1;     // P:85 ARM_LPAE_PTE_VALID
 constexpr uint64_t kTypeMask = 3;  // P:69 ARM_LPAE_PTE_TYPE_MASK
 constexpr uint64_t kTypeBlock = 1; // P:71
 constexpr uint64_t kTypeTable = 3; // P:72 (and PAGE at level 3, P:73)
@@ -475,9 +476,7 @@ uint64_t oa_to_desc(uint64_t oa, const DescFormat& f, unsigned lo) {
   return w;
 }
 uint64_t desc_to_oa(uint64_t w, const DescFormat& f, unsigned lo) {
-  uint64_t oa = w & span(47, lo);
-  if (f.granule == Granule::g64k && f.oa52) oa |= ((w >> 12) & 0xf) << 48;
-  return oa;
+  return descriptor_oa(w, f, lo); // walk_step.h
 }
 uint64_t oa_field(const DescFormat& f, unsigned lo) {
   uint64_t m = span(47, lo);
@@ -494,33 +493,33 @@ template <Of<S1Leaf> S, class V>
 void leaf_attrs(S& d, V& v) {
   v.field(0, 2, 3, d.attr_indx);
   v.field(0, 5, 1, d.ns);
-  v.field(0, 6, 2, d.ap);
+  v.field(0, kDescAp, 2, d.ap);
   v.field(0, 8, 2, d.sh);
-  v.field(0, 10, 1, d.af);
+  v.field(0, kDescAf, 1, d.af);
   v.field(0, 11, 1, d.ng);
   v.field(0, 50, 1, d.gp);
   v.field(0, 51, 1, d.dbm);
   v.field(0, 52, 1, d.contig);
-  v.field(0, 53, 1, d.pxn);
-  v.field(0, 54, 1, d.uxn);
+  v.field(0, kDescPxn, 1, d.pxn);
+  v.field(0, kDescUxn, 1, d.uxn);
   v.field(0, 55, 4, d.sw);
 }
 template <Of<S2Leaf> S, class V>
 void leaf_attrs(S& d, V& v) {
   v.field(0, 2, 4, d.mem_attr);
-  v.field(0, 6, 2, d.s2ap);
+  v.field(0, kDescAp, 2, d.s2ap);
   v.field(0, 8, 2, d.sh);
-  v.field(0, 10, 1, d.af);
+  v.field(0, kDescAf, 1, d.af);
   v.field(0, 51, 1, d.dbm);
   v.field(0, 52, 1, d.contig);
-  v.field(0, 53, 2, d.xn);
+  v.field(0, kDescPxn, 2, d.xn);
   v.field(0, 55, 4, d.sw);
 }
 template <Of<TableDesc> S, class V>
 void table_attrs(S& d, V& v) {
-  v.field(0, 59, 1, d.pxn_table);
-  v.field(0, 60, 1, d.xn_table);
-  v.field(0, 61, 2, d.ap_table);
+  v.field(0, kDescPxnTable, 1, d.pxn_table);
+  v.field(0, kDescXnTable, 1, d.xn_table);
+  v.field(0, kDescApTable, 2, d.ap_table);
   v.field(0, 63, 1, d.ns_table);
 }
 
@@ -680,10 +679,10 @@ uint64_t encode(const Descriptor& d, const DescFormat& f, int level) {
 }
 
 Descriptor decode_descriptor(uint64_t w, const DescFormat& f, int level) {
-  if (!level_ok(level) || !(w & kValid)) return InvalidDesc{w};
-  const uint64_t type = w & kTypeMask;
+  // The type per walk_step.h descriptor_type (the walk and the proofs share it).
+  const DescTypeOf<uint64_t> type = descriptor_type(w, f, level);
   const std::array<uint64_t, 1> words{w};
-  if (level < 3 && type == kTypeTable) {
+  if (type.table) {
     TableDesc t{};
     t.next_table = desc_to_oa(w, f, granule_shift(f.granule));
     if (f.stage == Stage::s1) {
@@ -692,9 +691,8 @@ Descriptor decode_descriptor(uint64_t w, const DescFormat& f, int level) {
     }
     return t;
   }
-  const bool leaf = (level == 3 && type == kTypeTable) ||
-                    (level < 3 && type == kTypeBlock && block_allowed(f.granule, level, f.oa52));
-  if (!leaf) return InvalidDesc{w}; // reserved type at level 3, or a block not allowed here
+  // Invalid, reserved type at level 3, or a block not allowed here.
+  if (!type.leaf) return InvalidDesc{w};
   const uint64_t oa = desc_to_oa(w, f, level_shift(f.granule, level));
   if (f.stage == Stage::s1) {
     S1Leaf l{};

@@ -7,6 +7,7 @@
 #include "smmuv3/machine.h"
 
 #include "smmuv3/range.h"
+#include "smmuv3/walk_step.h"
 
 #include <algorithm>
 #include <utility>
@@ -270,9 +271,6 @@ hw::DmaOutcome aborted() {
   return o;
 }
 
-// CLASS of a stage-2 fault ([QV] SMMU_CLASS_CD / _TT / _IN; Linux EVTQ_1_CLASS_TT = 1).
-enum : uint8_t { class_cd = 0, class_tt = 1, class_in = 2 };
-
 // A walk's outcome. Translation-related faults are recorded only when CD.R (stage 1) or
 // STE.S2R (stage 2) is set, and the transaction is terminated either way ([QV] decode_cd
 // "record_faults = CD_R", decode_ste_s2_cfg "record_faults = STE_S2R"; [L] sets both).
@@ -295,7 +293,7 @@ hw::DmaOutcome walk_outcome(const Walk& w, const Ste& ste, const Cd* cd, const h
   // [A] 7.3.13: stage 2: CLASS = CD (CD fetch), TT (stage-1 table walk) or IN (the IPA of
   // the transaction); stage 1: IN, or TT when the stage-1 table fetch itself failed.
   const bool s1_fetch = f.stage == 1 && f.cls == FaultClass::walk_eabt;
-  const uint8_t walked = f.s2_on_s1_walk || s1_fetch ? class_tt : class_in;
+  const uint8_t walked = class_is_tt(f.s2_on_s1_walk, s1_fetch) ? class_tt : class_in;
   e.event_class = cls_override != 0xff ? cls_override : walked;
   bool addr2 = false;
   if (f.cls == FaultClass::walk_eabt) {

@@ -1,6 +1,8 @@
 // The SMMUv3 translation walk. See walk.h for the source tags.
 #include "smmuv3/walk.h"
 
+#include "smmuv3/walk_step.h"
+
 #include <algorithm>
 #include <type_traits>
 #include <variant>
@@ -12,11 +14,8 @@ namespace {
 constexpr uint64_t bit(unsigned n) {
   return n >= 64 ? 0 : uint64_t(1) << n;
 }
-constexpr uint64_t low_mask(unsigned n) {
-  return n >= 64 ? ~uint64_t(0) : bit(n) - 1;
-}
 bool fits(uint64_t addr, unsigned bits) {
-  return bits >= 64 || (addr >> bits) == 0;
+  return fits_bits(addr, bits);
 }
 
 // One of the sizes oas_bits() decodes (L:68-74 IDR5_OAS_*_BIT).
@@ -35,33 +34,6 @@ bool known_oas(unsigned bits) {
   }
 }
 
-// Effective output size. 52-bit output needs the 64K granule (format.h: LPA2 is not
-// modelled); [QV] decode_ste_s2_cfg caps eff_ps at 48 "unless STE.S2TG indicates a 64KB
-// granule". The model applies the same cap to CD.IPS.
-unsigned eff_oas(unsigned bits, Granule g) {
-  return g == Granule::g64k ? bits : std::min(bits, 48u);
-}
-bool oa52(unsigned bits, Granule g) {
-  return g == Granule::g64k && bits > 48; // P:883-886 (oas > 48 adds the 52-bit layout)
-}
-
-// The walk geometry: granule, input size and start level. The start-level table indexes
-// every input bit above level_shift(start), so at stage 2 it may be a concatenation of up to
-// 16 tables ([QI] pgd_concat_idx; P:57 ARM_LPAE_PGD_IDX, P:1090-1098 concatenation).
-struct Geometry {
-  Granule g;
-  unsigned ia_bits;
-  int start;
-  unsigned start_index_bits() const { return ia_bits - level_shift(g, start); }
-  uint64_t index(uint64_t ia, int level) const {
-    const unsigned w = level == start ? start_index_bits() : bits_per_level(g);
-    return (ia >> level_shift(g, level)) & low_mask(w); // [QI] iova_level_offset
-  }
-  // Base of the start table: [QC] "baseaddr &= ~indexmask" with VMSA_IDXMSK, i.e. the
-  // TTB aligned down to the start table's size.
-  uint64_t align_root(uint64_t ttb) const { return ttb & ~low_mask(start_index_bits() + 3); }
-};
-
 bool geometry_ok(const Geometry& geo) {
   if (geo.start < 0 || geo.start > 3) return false;
   if (geo.ia_bits <= level_shift(geo.g, geo.start)) return false;
@@ -74,9 +46,7 @@ bool geometry_ok(const Geometry& geo) {
 // execute, any other access needs read ([QI] is_permission_fault / is_permission_fault_s2
 // test the IOMMU_RO/IOMMU_WO bits; exec is the model's extension, see README).
 bool permits(const Perms& p, const Access& a) {
-  if (a.write) return p.write;
-  if (a.exec) return p.exec;
-  return p.read;
+  return smmuv3::permits(PermsOf<bool>{p.read, p.write, p.exec}, a.write, a.exec);
 }
 
 Fault make_fault(FaultClass cls, int stage, int level, uint64_t input) {
@@ -120,7 +90,7 @@ Walk s2_walk(const Memory& mem, const S2Config& c, uint64_t ipa, const Access& a
   const DescFormat fmt{c.granule, Stage::s2, oa52(ps, c.granule)};
   uint64_t table = from ? from->table : geo.align_root(c.s2ttb);
   for (int level = from ? from->level : geo.start; level <= 3; ++level) {
-    const uint64_t desc_pa = table + 8 * geo.index(ipa, level);
+    const uint64_t desc_pa = geo.desc_addr(table, ipa, level);
     w.descriptors_read.push_back(desc_pa);
     const auto word = mem.read64(desc_pa);
     if (!word) { // [QC] get_pte: SMMU_PTW_ERR_WALK_EABT, info->addr = the descriptor address
@@ -192,7 +162,7 @@ void s1_walk(const Memory& mem, const S1Config& c, const S2Translate* s2, const 
   while (!todo.empty()) {
     Path p = std::move(todo.back());
     todo.pop_back();
-    const uint64_t desc_addr = p.table + 8 * geo.index(a.iova, p.level);
+    const uint64_t desc_addr = geo.desc_addr(p.table, a.iova, p.level);
     if (s2 && !p.desc_pa) {
       // Stage-1 table walks are reads in IPA space ([QC] translate_table_addr_ipa calls
       // smmu_translate(..., IOMMU_RO) at stage 2). A fault there is a stage-2 fault with
@@ -268,6 +238,16 @@ void s1_walk(const Memory& mem, const S1Config& c, const S2Translate* s2, const 
 } // namespace
 
 // ---- Configuration ------------------------------------------------------------------------
+
+// Effective output size. 52-bit output needs the 64K granule (format.h: LPA2 is not
+// modelled); [QV] decode_ste_s2_cfg caps eff_ps at 48 "unless STE.S2TG indicates a 64KB
+// granule". The model applies the same cap to CD.IPS.
+unsigned eff_oas(unsigned bits, Granule g) {
+  return g == Granule::g64k ? bits : std::min(bits, 48u);
+}
+bool oa52(unsigned bits, Granule g) {
+  return g == Granule::g64k && bits > 48; // P:883-886 (oas > 48 adds the 52-bit layout)
+}
 
 int s1_start_level(const S1Config& c) {
   return start_level(c.granule, 64u - c.t0sz); // H:26; [QC] level = 4 - (inputsize-4)/stride
@@ -365,19 +345,16 @@ Walk s1_entry_result(const S1Config& c, const S1Entry& e, const Access& a) {
   Walk w;
   // AP[2:1]: AP[2] read-only (H:163 PTE_RDONLY, P:97), AP[1] EL0 access (H:162 PTE_USER,
   // P:96 AP_UNPRIV). PXN/UXN (H:170-171). QEMU checks only AP[2] against writes.
+  // walk_step.h s1_perms.
   const bool ro = (e.leaf.ap & 2) || e.attrs.no_write;
   const bool user = (e.leaf.ap & 1) && !e.attrs.no_unpriv;
+  const auto g =
+      s1_perms<bool>(ro, user, e.leaf.pxn || e.attrs.pxn, e.leaf.uxn || e.attrs.uxn, a.priv);
   Perms p;
   p.unpriv = user;
-  if (a.priv) {
-    p.read = true;
-    p.write = !ro;
-    p.exec = !e.leaf.pxn && !e.attrs.pxn;
-  } else {
-    p.read = user;
-    p.write = user && !ro;
-    p.exec = !e.leaf.uxn && !e.attrs.uxn;
-  }
+  p.read = g.read;
+  p.write = g.write;
+  p.exec = g.exec;
   if (!permits(p, a)) {
     w.fault = make_fault(FaultClass::permission, 1, e.level, a.iova);
     return w;
@@ -388,17 +365,20 @@ Walk s1_entry_result(const S1Config& c, const S1Entry& e, const Access& a) {
     return w;
   }
   w.page_size = e.size;
-  w.pa = e.leaf.oa | (a.iova & (e.size - 1));
+  w.pa = leaf_output(e.leaf.oa, a.iova, e.size);
   w.perms = p;
   return w;
 }
 
 Walk s2_entry_result(const S2Config& c, const S2Entry& e, uint64_t ipa, const Access& a) {
   Walk w;
+  // S2AP[0] read, S2AP[1] write, XN = bit 54 (walk_step.h s2_perms; [QI]
+  // is_permission_fault_s2; P:78 sets 53+54).
+  const auto g = s2_perms<bool>(e.leaf.s2ap & 1, e.leaf.s2ap & 2, e.leaf.xn & 2);
   Perms p;
-  p.read = e.leaf.s2ap & 1;  // S2AP[0] read (P:107 HAP_READ; [QI] is_permission_fault_s2)
-  p.write = e.leaf.s2ap & 2; // S2AP[1] write (P:108 HAP_WRITE)
-  p.exec = !(e.leaf.xn & 2); // XN = bit 54 (K:87 KVM_PTE_LEAF_ATTR_HI_S2_XN; P:78 sets 53+54)
+  p.read = g.read;
+  p.write = g.write;
+  p.exec = g.exec;
   p.unpriv = true;
   if (!permits(p, a)) {
     w.fault = s2_fault(FaultClass::permission, e.level, a, ipa);
@@ -410,7 +390,7 @@ Walk s2_entry_result(const S2Config& c, const S2Entry& e, uint64_t ipa, const Ac
     return w;
   }
   w.page_size = e.size;
-  w.pa = e.leaf.oa | (ipa & (e.size - 1));
+  w.pa = leaf_output(e.leaf.oa, ipa, e.size);
   w.perms = p;
   return w;
 }

@@ -65,6 +65,10 @@ bool s2_config_valid(const S2Config& c);
 int s2_start_level(const S2Config& c);
 // Stage-1 start level from T0SZ and TG0 (H:26 ARM64_HW_PGTABLE_LEVELS; [QC]).
 int s1_start_level(const S1Config& c);
+// Effective output size of CD.IPS / STE.S2PS bits with a granule (48 unless 64K), and whether
+// descriptors then use the 52-bit OA layout (format.h DescFormat::oa52).
+unsigned eff_oas(unsigned bits, Granule g);
+bool oa52(unsigned bits, Granule g);
 
 // ---------------------------------------------------------------------------------------
 // Walk inputs and results.
