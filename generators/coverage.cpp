@@ -1,10 +1,8 @@
 #include "coverage.h"
 
-#include <fmt/format.h>
-
-#include <boost/graph/adjacency_list.hpp>
-
 #include <array>
+#include <boost/graph/adjacency_list.hpp>
+#include <fmt/format.h>
 #include <sstream>
 
 namespace iommuspec::generators {
@@ -25,8 +23,7 @@ std::string outcome_class(const std::string& allowed) {
 
 namespace {
 
-uint64_t number_arg(const std::vector<scenario::Arg>& args, const std::string& key,
-                    uint64_t dflt) {
+uint64_t number_arg(const std::vector<scenario::Arg>& args, const std::string& key, uint64_t dflt) {
   for (const auto& a : args)
     if (a.key == key)
       if (const auto* n = std::get_if<scenario::Number>(&a.value.v)) return n->v;
@@ -72,8 +69,8 @@ public:
       Stream* s = stream(number_arg(st.args, "sid", 0));
       if (s && st.op == "ste") {
         const std::string config = name_arg(st.args, "config");
-        const bool translates = number_arg(st.args, "v", 1) != 0 && config != "abort" &&
-                                config != "bypass";
+        const bool translates =
+            number_arg(st.args, "v", 1) != 0 && config != "abort" && config != "bypass";
         s->config = translates ? 't' : 'x';
       }
       if (s) s->pending = true;

@@ -34,9 +34,11 @@ struct Leaf {
 
 // Stage-1 leaves: three pages under one level-3 table, a 2 MiB block beside them, and the
 // last page of the 48-bit space (its own path from level 0).
-const std::vector<Leaf> kS1Leaves = {
-    {0x10000, 0x1000}, {0x11000, 0x1000}, {0x12000, 0x1000}, {0x200000, 0x200000},
-    {0xfffffffff000, 0x1000}};
+const std::vector<Leaf> kS1Leaves = {{0x10000, 0x1000},
+                                     {0x11000, 0x1000},
+                                     {0x12000, 0x1000},
+                                     {0x200000, 0x200000},
+                                     {0xfffffffff000, 0x1000}};
 const std::vector<Leaf> kS1LeavesSmall = {{0x10000, 0x1000}, {0x11000, 0x1000}};
 const std::vector<uint64_t> kPages = {0x42000000, 0x42001000, 0x42100000};
 const std::vector<uint64_t> kBlocks = {0x42200000, 0x42400000};
@@ -65,13 +67,15 @@ public:
     sc.headers.push_back({"features", features, {}});
     // Both stage-1 roots first: their addresses are then known (kRootT1, kRootT2).
     for (const char* t : {"T1", "T2"})
-      add(sc, make_step("table", {ref("", t), num("stage", 1), ref("granule", "4k"),
-                                  num("ia", 48)}));
+      add(sc,
+          make_step("table", {ref("", t), num("stage", 1), ref("granule", "4k"), num("ia", 48)}));
     if (stage2_) begin_stage2(sc, p);
   }
 
   void action(scenario::Scenario& sc, Picker& p) override {
-    switch (p.pick(12)) {
+    switch (p.pick(13)) {
+    case 12:
+      return remap_and_check(sc, p);
     case 0:
     case 1:
       return install(sc, p);
@@ -119,18 +123,17 @@ private:
   // stage-2-only streams use, and for nested streams the IPA ranges of the stage-1 tables
   // and of each stream's CD page (identity, suites/smmuv3/README.md nested layout).
   void begin_stage2(scenario::Scenario& sc, Picker& p) {
-    add(sc, make_step("table", {ref("", "S"), num("stage", 2), ref("granule", "4k"),
-                                num("ia", 40), num("sl0", 1)}));
+    add(sc, make_step("table", {ref("", "S"), num("stage", 2), ref("granule", "4k"), num("ia", 40),
+                                num("sl0", 1)}));
     for (size_t i = 0; i < kIpas.size(); ++i)
-      map_s2(sc, kIpas[i], kPages[i], p.coin() ? std::vector<std::string>{"r", "w"}
-                                              : std::vector<std::string>{"r"});
+      map_s2(sc, kIpas[i], kPages[i],
+             p.coin() ? std::vector<std::string>{"r", "w"} : std::vector<std::string>{"r"});
     if (!nested_) return;
     // A hole is left for the stage-1 tables one time in four: every walk then faults at
     // stage 2 with CLASS=TT (IHI 0070 7.3.12), never reaches memory through stage 1.
     if (!p.one_in(4)) map_s2(sc, kNestedTableIpa, kNestedTablePa, {"r"}, 0x200000);
-    add(sc, make_step("table", {ref("", "N"), num("stage", 1), ref("granule", "4k"),
-                                num("ia", 48), num("at", kNestedTableIpa),
-                                num("phys", kNestedTablePa)}));
+    add(sc, make_step("table", {ref("", "N"), num("stage", 1), ref("granule", "4k"), num("ia", 48),
+                                num("at", kNestedTableIpa), num("phys", kNestedTablePa)}));
     for (uint32_t sid : sids())
       if (!p.one_in(4)) map_s2(sc, kCdTable + sid * 0x1000, kCdTable + sid * 0x1000, {"r"});
   }
@@ -153,17 +156,17 @@ private:
     s.asid = p.one_of(std::vector<uint64_t>{1, 2});
     s.vmid = p.one_of(std::vector<uint64_t>{1, 2});
     if (s.config != Stream::Config::s2) {
-      s.table = s.config == Stream::Config::nested ? "N" : p.one_of(std::vector<std::string>{
-                                                                "T1", "T2"});
+      s.table =
+          s.config == Stream::Config::nested ? "N" : p.one_of(std::vector<std::string>{"T1", "T2"});
       add(sc, make_step("cd", {num("sid", sid), ref("tt", s.table), num("asid", s.asid)}));
     }
     write_ste(sc, sid, s);
     // Usually made visible at once (the STE was V=0 and may be cached so, IHI 0070 3.21.3);
     // sometimes left to a later invalidation or to none.
     if (!p.one_in(4))
-      add(sc, make_step("cmdq", {records("cmds", {{ref("op", "cfgi_ste"), num("sid", sid),
-                                                   num("leaf", 1)},
-                                                  {ref("op", "sync")}})}));
+      add(sc, make_step("cmdq",
+                        {records("cmds", {{ref("op", "cfgi_ste"), num("sid", sid), num("leaf", 1)},
+                                          {ref("op", "sync")}})}));
   }
 
   void write_ste(scenario::Scenario& sc, uint32_t sid, const Stream& s) {
@@ -173,12 +176,12 @@ private:
       args.push_back(ref("config", "s1"));
       break;
     case Stream::Config::s2:
-      args.insert(args.end(), {ref("config", "s2"), ref("s2", "S"), num("vmid", s.vmid),
-                               num("s2_r", 1)});
+      args.insert(args.end(),
+                  {ref("config", "s2"), ref("s2", "S"), num("vmid", s.vmid), num("s2_r", 1)});
       break;
     case Stream::Config::nested:
-      args.insert(args.end(), {ref("config", "nested"), ref("s2", "S"), num("vmid", s.vmid),
-                               num("s2_r", 1)});
+      args.insert(args.end(),
+                  {ref("config", "nested"), ref("s2", "S"), num("vmid", s.vmid), num("s2_r", 1)});
       break;
     case Stream::Config::abort:
       args.push_back(ref("config", "abort"));
@@ -253,6 +256,49 @@ private:
     add(sc, map_step(t, l, p));
   }
 
+  // What a driver does to change a mapping a device uses (break, make, invalidate) with an
+  // access before and after: the invalidation is the stream's own (NH_VA of its ASID and
+  // the page, or its whole ASID), another ASID's, or missing. After a right one and its
+  // CMD_SYNC only the new page may be reached (IHI 0070 4.4.2.4, 4.6.3).
+  void remap_and_check(scenario::Scenario& sc, Picker& p) {
+    std::vector<uint32_t> live;
+    for (const auto& [sid, s] : streams_)
+      if (s.config == Stream::Config::s1 || s.config == Stream::Config::nested) live.push_back(sid);
+    if (live.empty()) return install(sc, p);
+    const uint32_t sid = p.one_of(live);
+    const Stream& s = streams_[sid];
+    const Leaf l = p.one_of(leaves());
+    if (is_low(l.iova) && frozen_.count(s.table)) return dma(sc, p);
+    if (!leaves_of(s.table).count(l.iova)) {
+      add(sc, map_step(s.table, l, p));
+      leaves_of(s.table)[l.iova] = l.size;
+      ever_mapped_[s.table].insert(l.iova);
+    }
+    const std::vector<Arg> access = {num("sid", sid), num("iova", l.iova)};
+    add(sc, make_step("dma", access));
+    add(sc, make_step("unmap", {ref("", s.table), num("iova", l.iova), num("size", l.size)}));
+    add(sc, map_step(s.table, l, p));
+    std::vector<Arg> cmd;
+    switch (p.pick(4)) {
+    case 0:
+      cmd = {ref("op", "tlbi_nh_va"), num("asid", s.asid), num("addr", l.iova), num("leaf", 1)};
+      break;
+    case 1:
+      cmd = {ref("op", "tlbi_nh_asid"), num("asid", s.asid)};
+      break;
+    case 2:
+      cmd = {ref("op", "tlbi_nh_va"), num("asid", 3 - s.asid), num("addr", l.iova), num("leaf", 1)};
+      break;
+    default:
+      break;
+    }
+    if (!cmd.empty()) {
+      if (stage2_) cmd.push_back(num("vmid", s.vmid));
+      add(sc, make_step("cmdq", {records("cmds", {cmd, {ref("op", "sync")}})}));
+    }
+    add(sc, make_step("dma", access));
+  }
+
   void unmap(scenario::Scenario& sc, Picker& p) {
     const std::string t = p.one_of(tables());
     auto& m = leaves_of(t);
@@ -279,12 +325,12 @@ private:
       values.push_back(kRootT1 | 3); // table descriptor: a loop (T1) or a jump (T2)
       values.push_back(kRootT2 | 3);
     } else {
-      values.push_back(kPages[0] | 1);             // Reserved at level 3
+      values.push_back(kPages[0] | 1);     // Reserved at level 3
       values.push_back(kPages[2] | 0x703); // page, AF=1, Inner Shareable
     }
     const uint64_t value = p.one_of(values);
-    add(sc, make_step("desc", {ref("", t), num("iova", iova), num("level", level),
-                               num("value", value)}));
+    add(sc, make_step("desc",
+                      {ref("", t), num("iova", iova), num("level", level), num("value", value)}));
     if (level == 2)
       frozen_.insert(t);
     else if (value == 0)

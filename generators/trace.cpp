@@ -18,6 +18,18 @@ size_t ReplayPicker::pick(size_t n) {
   return v;
 }
 
+bool next_choices(const ReplayPicker& p, size_t fixed, std::vector<size_t>& forced) {
+  const auto& made = p.made();
+  const auto& ranges = p.ranges();
+  size_t k = made.size();
+  while (k > fixed && made[k - 1] + 1 >= ranges[k - 1])
+    --k;
+  if (k <= fixed) return false;
+  forced.assign(made.begin(), made.begin() + long(k));
+  ++forced.back();
+  return true;
+}
+
 const std::vector<std::string>& trace_areas() {
   static const std::vector<std::string> areas = {"smmuv3", "vtd", "iommufd"};
   return areas;
@@ -87,8 +99,7 @@ scenario::Arg flags(const std::string& key, const std::vector<std::string>& name
   return {key, scenario::Value{scenario::Flags{names, 0}}, {}};
 }
 
-scenario::Arg records(const std::string& key,
-                      const std::vector<std::vector<scenario::Arg>>& recs) {
+scenario::Arg records(const std::string& key, const std::vector<std::vector<scenario::Arg>>& recs) {
   scenario::List l;
   for (const auto& r : recs)
     l.items.emplace_back(scenario::Record{r});

@@ -11,9 +11,8 @@
 #include "iommufd/machine.h"
 #include "scenario/scenario.h"
 
-#include <rapidcheck.h>
-
 #include <memory>
+#include <rapidcheck.h>
 #include <set>
 #include <string>
 #include <vector>
@@ -25,7 +24,10 @@ public:
   virtual ~Picker() = default;
   // A number in [0, n); n >= 1.
   virtual size_t pick(size_t n) = 0;
-  template <class T> const T& one_of(const std::vector<T>& v) { return v[pick(v.size())]; }
+  template <class T>
+  const T& one_of(const std::vector<T>& v) {
+    return v[pick(v.size())];
+  }
   bool coin() { return pick(2) == 1; }
   // True with probability about 1/n.
   bool one_in(size_t n) { return pick(n) == 0; }
@@ -50,12 +52,17 @@ private:
   std::vector<size_t> forced_, made_, ranges_;
 };
 
+// Enumeration: after a run of `p`, the next sequence of choices (odometer order) that keeps
+// the first `fixed` choices; false when every sequence was visited. Starting from the
+// fixed prefix alone, repeated calls visit every distinct path through the choices.
+bool next_choices(const ReplayPicker& p, size_t fixed, std::vector<size_t>& forced);
+
 struct TraceOptions {
-  std::string area = "smmuv3";      // smmuv3 | vtd | iommufd
-  std::set<std::string> features;   // the target's: a trace uses no other
+  std::string area = "smmuv3";    // smmuv3 | vtd | iommufd
+  std::set<std::string> features; // the target's: a trace uses no other
   iommufd::Profile profile = iommufd::Profile::linux_latest;
-  size_t max_actions = 16;          // a trace has 1..max_actions actions after its set-up
-  bool small = false;               // the small world of the coverage bounds (fewer values)
+  size_t max_actions = 16; // a trace has 1..max_actions actions after its set-up
+  bool small = false;      // the small world of the coverage bounds (fewer values)
 };
 
 // One area's generator. begin() writes the set-up (headers, first steps); each action()

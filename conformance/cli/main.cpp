@@ -525,19 +525,17 @@ int run_fuzz(const FuzzCli& c) {
               spec.name.c_str(), o.trace.area.c_str(), (unsigned long long)o.seed,
               (unsigned long long)r.runs, r.steps, r.seconds,
               r.run_seconds > 0 ? double(r.runs) / r.run_seconds * 60 : 0.0,
-              (unsigned long long)r.pass, (unsigned long long)r.fail,
-              (unsigned long long)r.error, (unsigned long long)r.unsupported);
+              (unsigned long long)r.pass, (unsigned long long)r.fail, (unsigned long long)r.error,
+              (unsigned long long)r.unsupported);
   for (const auto& f : r.failures)
     std::printf("  %s run %llu: %s\n    %zu steps shrunk to %zu in %.1fs (%zu replays%s), "
                 "%zu more like it\n    %s\n",
                 f.verdict == "fail" ? "FAIL" : "ERROR", (unsigned long long)f.run,
-                f.signature.c_str(), f.original_steps, f.shrunk_steps, f.shrink_seconds,
-                f.replays,
+                f.signature.c_str(), f.original_steps, f.shrunk_steps, f.shrink_seconds, f.replays,
                 f.verdict == "fail" && !f.shrink_complete ? ", cut by the time limit" : "",
-                f.repeats,
-                f.file.c_str());
-  std::printf("coverage: %zu abstract states, %zu transitions exercised",
-              r.exercised.states(), r.exercised.transitions());
+                f.repeats, f.file.c_str());
+  std::printf("coverage: %zu abstract states, %zu transitions exercised", r.exercised.states(),
+              r.exercised.transitions());
   if (c.coverage_depth)
     std::printf("; reachable within %zu actions (small world): %zu states, %zu transitions, "
                 "%zu of them exercised (%zu model runs, %.1fs)",

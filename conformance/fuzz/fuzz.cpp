@@ -2,11 +2,10 @@
 
 #include "runner/runner.h"
 
-#include <fmt/format.h>
-
 #include <chrono>
 #include <deque>
 #include <filesystem>
+#include <fmt/format.h>
 #include <map>
 #include <unordered_set>
 
@@ -63,8 +62,8 @@ std::string signature(const results::ScenarioResult& r) {
   return r.verdict + ": " + r.message;
 }
 
-ShrinkResult shrink(const scenario::Scenario& sc, const std::string& sig,
-                    const TargetFactory& make, const ShrinkOptions& opt) {
+ShrinkResult shrink(const scenario::Scenario& sc, const std::string& sig, const TargetFactory& make,
+                    const ShrinkOptions& opt) {
   const auto t0 = Clock::now();
   Replayer replay(make, opt.profile);
   ShrinkResult best;
@@ -168,12 +167,9 @@ Reachable reachable(const generators::TraceOptions& opt_in, size_t depth) {
     todo.pop_front();
     if (node.actions >= depth) continue;
     std::unordered_set<std::string> seen_text;
-    // Odometer over the next action's choices: replay the prefix, let the new action take
-    // the forced suffix, then advance the last choice that has room.
-    std::vector<size_t> suffix;
+    // Every path through the next action's choices, the prefix's replayed as they were.
+    std::vector<size_t> forced = node.choices;
     for (;;) {
-      std::vector<size_t> forced = node.choices;
-      forced.insert(forced.end(), suffix.begin(), suffix.end());
       generators::ReplayPicker p(forced);
       scenario::Scenario sc;
       sc.area = opt.area;
@@ -182,7 +178,6 @@ Reachable reachable(const generators::TraceOptions& opt_in, size_t depth) {
       for (size_t a = 0; a <= node.actions; ++a)
         gen->action(sc, p);
       generators::renumber(sc);
-      const std::vector<size_t> made = p.made(), ranges = p.ranges();
       const std::string text = scenario::print(sc);
       if (seen_text.insert(text).second) {
         sc.id = "reachable";
@@ -201,16 +196,9 @@ Reachable reachable(const generators::TraceOptions& opt_in, size_t depth) {
           out.graph.add(from, label, abs->state());
         }
         if (ran_all && expanded.insert(abs->state()).second)
-          todo.push_back({made, node.actions + 1});
+          todo.push_back({p.made(), node.actions + 1});
       }
-      // Advance: the new action's choices are those after the prefix's.
-      size_t k = made.size();
-      const size_t first = node.choices.size();
-      while (k > first && made[k - 1] + 1 >= ranges[k - 1])
-        --k;
-      if (k == first) break;
-      suffix.assign(made.begin() + long(first), made.begin() + long(k));
-      ++suffix.back();
+      if (!generators::next_choices(p, node.choices.size(), forced)) break;
     }
   }
   return out;
@@ -273,15 +261,13 @@ Report fuzz(const Options& opt, const TargetFactory& make) {
         saved.headers.insert(saved.headers.begin(), {"clauses", clauses, {}});
         saved.headers.push_back({"Generator", {"iommuspec-fuzz", opt.trace.area}, {}});
         saved.headers.push_back({"Seed", {std::to_string(opt.seed)}, {}});
-        saved.headers.push_back(
-            {"Origin", {opt.target_name, "run", std::to_string(run)}, {}});
+        saved.headers.push_back({"Origin", {opt.target_name, "run", std::to_string(run)}, {}});
         f.file = (std::filesystem::path(opt.out_dir) /
                   fmt::format("{}-s{}-r{}.scn", slug(opt.target_name), opt.seed, run))
                      .string();
         results::write_atomically(f.file, scenario::print(saved));
         if (!saved_result.log.empty())
-          results::write_atomically(f.file.substr(0, f.file.size() - 4) + ".log",
-                                    saved_result.log);
+          results::write_atomically(f.file.substr(0, f.file.size() - 4) + ".log", saved_result.log);
         by_signature[sig] = rep.failures.size();
         rep.failures.push_back(std::move(f));
         // What was found so far survives an interrupted or crashed campaign.
@@ -324,20 +310,20 @@ std::string json_string(const std::string& s) {
 
 std::string report_json(const Options& opt, const Report& r) {
   std::string j = "{\n";
-  j += fmt::format("  \"target\": {},\n  \"area\": {},\n  \"seed\": {},\n", json_string(opt.target_name),
-                   json_string(opt.trace.area), opt.seed);
+  j += fmt::format("  \"target\": {},\n  \"area\": {},\n  \"seed\": {},\n",
+                   json_string(opt.target_name), json_string(opt.trace.area), opt.seed);
   j += fmt::format("  \"summary\": {{\"runs\": {}, \"pass\": {}, \"fail\": {}, \"unsupported\": "
                    "{}, \"error\": {}, \"steps\": {}}},\n",
                    r.runs, r.pass, r.fail, r.unsupported, r.error, r.steps);
   j += fmt::format("  \"seconds\": {{\"total\": {:.3f}, \"running\": {:.3f}, \"shrinking\": "
                    "{:.3f}, \"reachable\": {:.3f}}},\n",
                    r.seconds, r.run_seconds, r.shrink_seconds, r.reachable_seconds);
-  j += fmt::format("  \"coverage\": {{\"states\": {}, \"transitions\": {}, \"reachable_depth\": "
-                   "{}, \"reachable_states\": {}, \"reachable_transitions\": {}, "
-                   "\"reachable_covered\": {}}},\n",
-                   r.exercised.states(), r.exercised.transitions(), opt.coverage_depth,
-                   r.reachable.states(), r.reachable.transitions(),
-                   r.exercised.common(r.reachable));
+  j +=
+      fmt::format("  \"coverage\": {{\"states\": {}, \"transitions\": {}, \"reachable_depth\": "
+                  "{}, \"reachable_states\": {}, \"reachable_transitions\": {}, "
+                  "\"reachable_covered\": {}}},\n",
+                  r.exercised.states(), r.exercised.transitions(), opt.coverage_depth,
+                  r.reachable.states(), r.reachable.transitions(), r.exercised.common(r.reachable));
   j += "  \"failures\": [";
   for (size_t i = 0; i < r.failures.size(); ++i) {
     const auto& f = r.failures[i];

@@ -42,8 +42,8 @@ struct ShrinkResult {
 // down to single steps), then commands of a batch and optional arguments, until nothing
 // removable keeps the failure. Every candidate runs on a target from `make`; a target that
 // errs is replaced and the candidate counts as not failing.
-ShrinkResult shrink(const scenario::Scenario& sc, const std::string& sig,
-                    const TargetFactory& make, const ShrinkOptions& opt);
+ShrinkResult shrink(const scenario::Scenario& sc, const std::string& sig, const TargetFactory& make,
+                    const ShrinkOptions& opt);
 
 struct Failure {
   uint64_t run = 0;
@@ -54,7 +54,7 @@ struct Failure {
   size_t replays = 0;
   double shrink_seconds = 0;
   bool shrink_complete = false;
-  std::string file; // the scenario file written
+  std::string file;   // the scenario file written
   size_t repeats = 0; // later traces that failed with the same signature (not shrunk again)
 };
 

@@ -56,7 +56,13 @@ private:
   }
 };
 
+// Which outcome of an allowed set the model target shows for an access: the fresh walk
+// (listed first), or the last (a stale entry where the model allows one: a unit that keeps
+// every entry it may keep).
+enum class DmaChoice : uint8_t { fresh, last };
+
 // The reference model behind the Target interface.
-std::unique_ptr<Target> make_model_target(iommufd::Profile profile);
+std::unique_ptr<Target> make_model_target(iommufd::Profile profile,
+                                          DmaChoice choice = DmaChoice::fresh);
 
 } // namespace iommuspec::conformance

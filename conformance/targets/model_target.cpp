@@ -13,7 +13,7 @@ namespace {
 
 class ModelTarget final : public Target {
 public:
-  explicit ModelTarget(iommufd::Profile p) : profile_(p), m_(p) {}
+  ModelTarget(iommufd::Profile p, DmaChoice c) : profile_(p), choice_(c), m_(p) {}
 
   TargetInfo info() const override {
     TargetInfo i;
@@ -40,7 +40,8 @@ public:
   iommufd::Observation execute(const iommufd::Call& call) override { return m_.execute(call).obs; }
 
   // Hardware-level areas: the model makes its own choice in each allowed set, the fresh
-  // walk (listed first), so a run on it checks the pins against the model.
+  // walk (listed first), so a run on it checks the pins against the model; or the last, a
+  // unit that uses every stale entry it may still use.
   void hw_reset(const hwc::Setup& s) override {
     hw_ = hwc::make_hw_model(s);
     if (!hw_) throw TargetError("the model has no area " + s.area);
@@ -55,7 +56,8 @@ public:
   }
   hw::DmaOutcome hw_dma(const hw::DmaRequest& r) override {
     const auto allowed = hw().dma(r);
-    hw::DmaOutcome o = allowed.front().outcome;
+    hw::DmaOutcome o =
+        choice_ == DmaChoice::fresh ? allowed.front().outcome : allowed.back().outcome;
     hw().after_dma(r, allowed, o);
     if (!r.drain && o.kind == hw::DmaOutcome::Kind::fault) {
       o.record.clear(); // still in the queue
@@ -89,14 +91,15 @@ private:
     return *hw_;
   }
   iommufd::Profile profile_;
+  DmaChoice choice_;
   iommufd::Machine m_;
   std::unique_ptr<hwc::HwModel> hw_;
 };
 
 } // namespace
 
-std::unique_ptr<Target> make_model_target(iommufd::Profile profile) {
-  return std::make_unique<ModelTarget>(profile);
+std::unique_ptr<Target> make_model_target(iommufd::Profile profile, DmaChoice choice) {
+  return std::make_unique<ModelTarget>(profile, choice);
 }
 
 } // namespace iommuspec::conformance

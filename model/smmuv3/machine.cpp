@@ -985,8 +985,14 @@ void Machine::prune() {
 }
 
 hw::QueueOutcome Machine::submit(std::span<const Cmd2> cmds) {
-  // A stopped queue consumes nothing until the error is acknowledged ([A] GERROR.CMDQ_ERR).
-  if (stopped()) return {0, error_};
+  // A stopped queue consumes nothing until the error is acknowledged ([A] GERROR.CMDQ_ERR),
+  // but what software writes behind PROD meanwhile is in the queue: [A] 7.1 "Commands at or
+  // after the CMDQ_CONS.RD position are fetched or re-fetched after command processing is
+  // restarted", so they run after the stopped submission's rest (clause SMMUV3.CMDQ.resume).
+  if (stopped()) {
+    rest_.insert(rest_.end(), cmds.begin(), cmds.end());
+    return {0, error_};
+  }
   return run(cmds);
 }
 

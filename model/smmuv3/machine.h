@@ -136,7 +136,7 @@ private:
   Features features_;
   CacheHistory<Command> hist_;
   std::string error_;        // the stopped queue's CERROR, "" when running
-  std::vector<Cmd2> rest_;   // commands after the failing one
+  std::vector<Cmd2> rest_;   // commands after the failing one, and those submitted while stopped
   std::vector<Queued> evtq_; // undrained events
   bool overflow_ = false;    // EVTQ_PROD.OVFLG != EVTQ_CONS.OVACKFLG
   uint64_t seq_ = 0;         // the history's last sequence number

@@ -734,9 +734,6 @@ hw::QueueOutcome Machine::run(std::span<const QiDesc> descs) {
 }
 
 hw::QueueOutcome Machine::submit(std::span<const uint64_t> words) {
-  // A stopped queue fetches nothing until IQE is cleared (Qc:vtd_handle_iqt_write).
-  if (stopped()) return {0, error_};
-  dt_.batch = dt_.seq;                           // a submission begins (Device TLB)
   const size_t width = layout_.scalable ? 4 : 2; // IQA.DW (dmar.c:1663-1667)
   std::vector<QiDesc> descs;
   for (size_t i = 0; i + width <= words.size(); i += width) {
@@ -745,6 +742,15 @@ hw::QueueOutcome Machine::submit(std::span<const uint64_t> words) {
       d[j] = words[i + j];
     descs.push_back(d);
   }
+  // A stopped queue fetches nothing until IQE is cleared, but descriptors software writes
+  // behind IQT meanwhile are in the queue: [DS] 6.5.2, hardware fetches the descriptors
+  // from IQH up to IQT, so they run after the stopped submission's rest once fetching
+  // resumes (clause VTD.IQ.resume).
+  if (stopped()) {
+    rest_.insert(rest_.end(), descs.begin(), descs.end());
+    return {0, error_};
+  }
+  dt_.batch = dt_.seq; // a submission begins (Device TLB)
   return run(descs);
 }
 
