@@ -122,10 +122,95 @@ private:
   bool dirty_ = false, stopped_ = false;
 };
 
+// VT-d, the same shape: per requester (source-ids 0x10, 0x18, 0x20) whether its context
+// entry (legacy) or RID_PASID entry (scalable) translates, `*` while a write of it is not
+// covered by a completed context-cache / PASID-cache invalidation (VT-d 6.5.2.1, 6.5.2.2);
+// `d` while a paging entry was removed or overwritten and no completed global IOTLB
+// invalidation followed; `e` while the queue is stopped (IQE).
+class VtdAbstraction final : public Abstraction {
+public:
+  std::string state() const override {
+    std::string s;
+    for (size_t i = 0; i < reqs_.size(); ++i)
+      s += fmt::format("{}{}{}", i + 1, reqs_[i].config, reqs_[i].pending ? "*" : "");
+    if (dirty_) s += " d";
+    if (stopped_) s += " e";
+    return s;
+  }
+
+  std::string apply(const scenario::Step& st, const std::string& allowed) override {
+    const std::string cls = outcome_class(allowed);
+    if (st.op == "context" || st.op == "pasid") {
+      Req* r = req(number_arg(st.args, "sid", 0));
+      if (r && (st.op == "pasid" || number_arg(st.args, "did", 0) != 0)) {
+        const bool present =
+            number_arg(st.args, "present", 1) != 0 && number_arg(st.args, "p", 1) != 0;
+        r->config = present ? 't' : 'x';
+      }
+      if (r) r->pending = true;
+      return st.op;
+    }
+    if (st.op == "unmap" || st.op == "desc") {
+      dirty_ = true;
+      return st.op;
+    }
+    if (st.op == "invq" || st.op == "inv" || st.op == "wait") {
+      if (cls == "ok") complete(st);
+      if (cls != "ok" && cls != "any") stopped_ = true;
+      return st.op + ":" + cls;
+    }
+    if (st.op == "resume") {
+      if (cls == "ok") stopped_ = false;
+      return st.op + ":" + cls;
+    }
+    if (st.op == "dma" || st.op == "faults") return st.op + ":" + cls;
+    return st.op;
+  }
+
+private:
+  struct Req {
+    char config = '-';
+    bool pending = false;
+  };
+  Req* req(uint64_t sid) {
+    switch (sid) {
+    case 0x10:
+      return &reqs_[0];
+    case 0x18:
+      return &reqs_[1];
+    case 0x20:
+      return &reqs_[2];
+    default:
+      return nullptr;
+    }
+  }
+
+  void complete(const scenario::Step& st) {
+    const auto descs = commands(st);
+    bool waited = false;
+    for (const auto* d : descs)
+      waited = waited || name_arg(*d, "op") == "wait";
+    if (!waited) return;
+    for (const auto* d : descs) {
+      const std::string op = name_arg(*d, "op"), g = name_arg(*d, "g");
+      if ((op == "cc" && g != "device") || op == "pasid_cache")
+        for (auto& r : reqs_)
+          r.pending = false;
+      if (op == "cc" && g == "device")
+        if (Req* r = req(number_arg(*d, "sid", 0))) r->pending = false;
+      if (op == "iotlb" && g == "global") dirty_ = false;
+    }
+  }
+
+  std::array<Req, 3> reqs_{};
+  bool dirty_ = false, stopped_ = false;
+};
+
 } // namespace
 
 std::unique_ptr<Abstraction> make_abstraction(const std::string& area) {
   if (area == "smmuv3") return std::make_unique<SmmuAbstraction>();
+  if (area == "vtd") return std::make_unique<VtdAbstraction>();
   return nullptr;
 }
 

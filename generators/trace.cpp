@@ -44,6 +44,7 @@ bool area_supported(const std::string& area, const std::set<std::string>& featur
 
 std::unique_ptr<TraceGen> make_trace_gen(const TraceOptions& opt) {
   if (opt.area == "smmuv3") return make_smmuv3_gen(opt);
+  if (opt.area == "vtd") return make_vtd_gen(opt);
   return nullptr;
 }
 
