@@ -12,11 +12,12 @@
 // - holes: a nested stream whose stage-1 tables or CD lie in IPA space stage 2 does not map
 //   (or stops mapping).
 //
-// Each stream has an address space of its own: ASID = VMID = its StreamID, and global
-// (nG=0) leaves only in traces with a single stream. IHI 0070 5.4.1: CDs with one ASID (and
-// VMID) are one address space whose TLB entries any of them may use, and 3.17: a global
-// entry matches any ASID; the model follows each stream's own history only (a model gap,
-// conformance/pending/smmuv3/tlb-shared-address-space.scn), so traces stay where it judges.
+// Address spaces are shared the way software may share them: a table has one ASID (T1: 1,
+// T2: 2, N: 3), so streams on one table with one VMID are one address space whose TLB
+// entries any of them may use (IHI 0070 5.4.1, 3.17; SMMUV3.CACHE.shared). Streams of one
+// address space with different tables are a software error with UNPREDICTABLE lookups
+// (5.4.1), as are global (nG=0) leaves that differ between address spaces: such leaves are
+// written only in traces with a single stream.
 #include "trace_areas.h"
 
 #include <array>
@@ -106,6 +107,9 @@ public:
 
 private:
   static bool is_low(uint64_t iova) { return iova < 0x200000; }
+  static uint64_t asid_of(const std::string& table) {
+    return table == "T1" ? 1 : table == "T2" ? 2 : 3;
+  }
   bool has(const char* f) const { return opt_.features.count(f) != 0; }
   const std::vector<Leaf>& leaves() const { return opt_.small ? kS1LeavesSmall : kS1Leaves; }
   std::vector<uint32_t> sids() const {
@@ -161,10 +165,11 @@ private:
     if (stage2_) configs.push_back(Stream::Config::s2);
     if (nested_) configs.push_back(Stream::Config::nested);
     s.config = p.one_of(configs);
-    s.asid = s.vmid = sid;
+    s.vmid = p.one_of(std::vector<uint64_t>{1, 2});
     if (s.config != Stream::Config::s2) {
       s.table =
           s.config == Stream::Config::nested ? "N" : p.one_of(std::vector<std::string>{"T1", "T2"});
+      s.asid = asid_of(s.table);
       add(sc, make_step("cd", {num("sid", sid), ref("tt", s.table), num("asid", s.asid)}));
     }
     write_ste(sc, sid, s);
@@ -211,6 +216,7 @@ private:
     case 0:
       if (s.config == Stream::Config::s1) {
         s.table = p.one_of(std::vector<std::string>{"T1", "T2"});
+        s.asid = asid_of(s.table);
         add(sc, make_step("cd", {num("sid", sid), ref("tt", s.table), num("asid", s.asid)}));
         return;
       }

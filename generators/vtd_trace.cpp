@@ -111,9 +111,10 @@ private:
     const uint64_t sid = p.one_of(sids());
     Requester& r = reqs_[sid];
     r.table = p.one_of(std::vector<std::string>{"T1", "T2"});
-    // A DID of its own (1, 2, 3 for source-ids 0x10, 0x18, 0x20): IOTLB entries are tagged
-    // by DID (VT-d 6.2.1), so requesters sharing one would share entries, which the model,
-    // following each requester's own history, does not judge (as for SMMUv3 ASIDs).
+    // A DID of its own (1, 2, 3 for source-ids 0x10, 0x18, 0x20). IOTLB entries are tagged
+    // with the source-id as well (VT-d 6.2.4), but the paging-structure caches may be shared
+    // by a domain, and software must give one DID to one set of paging structures (6.2.1):
+    // requesters that share a DID while their tables differ are left out.
     r.did = (sid - 0x10) / 8 + 1;
     r.translates = true;
     if (mode_ == Mode::legacy) {

@@ -1110,6 +1110,36 @@ private:
   bool survives(size_t i, const Key& k) const {
     return h_.survives(i, [&](const Command& c) { return covers(c, k, f_); });
   }
+  // The other streams of image i, seen at this access's address and SubstreamID. TLB
+  // entries belong to an address space, not to the stream that inserted them: [A] 3.17
+  // (NS-EL1 entries are tagged with VMID and ASID; stage-2 ones with the VMID), 5.4.1 "If
+  // multiple CDs exist in the same translation regime representing the same address space,
+  // any of these CDs can insert TLB entries matching lookup in that address space"; and any
+  // valid STE of the image may have inserted them (3.21.3: structures are fetched and cached
+  // without an access). Linear stream tables only (machine.h "Model limits").
+  // Clause SMMUV3.CACHE.shared.
+  const std::vector<EpochView>& peers(size_t i) const {
+    if (peers_.empty()) peers_.resize(views_.size());
+    auto& p = peers_[i];
+    if (p) return *p;
+    p.emplace();
+    const Strtab t = strtab_of(lay_, f_);
+    if (t.two_level) return *p;
+    const uint64_t end = t.base + 64 * (uint64_t(1) << std::min(t.log2, 40u));
+    const auto& w = image(i).words();
+    auto it = std::lower_bound(w.begin(), w.end(), t.base,
+                               [](const auto& x, uint64_t addr) { return x.first < addr; });
+    for (; it != w.end() && it->first < end; ++it) {
+      if ((it->first - t.base) % 64 != 0 || !(it->second & 1)) continue; // STE.V
+      hw::DmaRequest q = r_;
+      q.sid = uint32_t((it->first - t.base) / 64);
+      if (q.sid == r_.sid) continue;
+      EpochView v = view(image(i), lay_, f_, q);
+      if (v.s1 || v.s2) p->push_back(std::move(v));
+    }
+    return *p;
+  }
+
   Key ste_key() const { return Key{Kind::ste, r_.sid}; }
   Key cd_key(uint32_t idx) const { return Key{Kind::cd, r_.sid, idx}; }
 
@@ -1301,20 +1331,27 @@ private:
                      std::vector<Walk>& out) const {
     out.push_back(walk_s2_from(h_.memory(), s2, ipa, a, std::nullopt));
     for (size_t i = 0; i < views_.size(); ++i) {
-      const EpochView& v = views_[i];
-      if (!v.s2 || v.vmid != vmid || !same_s2_geometry(*v.s2, s2)) continue;
-      const Walk old = walk_s2_from(image(i), *v.s2, ipa, a, std::nullopt);
-      const uint8_t tg = tg_of(s2.granule);
-      if (old.s2_entry &&
-          survives(i, Key{Kind::s2_leaf, 0, 0, vmid, 0, false, old.s2_entry->ipa_base,
-                          old.s2_entry->size, old.s2_entry->level, tg}))
-        out.push_back(s2_entry_result(s2, *old.s2_entry, ipa, a));
-      for (const WalkFrom& t : old.s2_tables) {
-        const uint64_t span = span_of(s2.granule, t.level - 1);
-        if (survives(i, Key{Kind::s2_walk, 0, 0, vmid, 0, false, ipa & ~(span - 1), span,
-                            t.level - 1, tg}))
-          out.push_back(walk_s2_from(h_.memory(), s2, ipa, a, t));
-      }
+      s2_stale(s2, vmid, ipa, a, i, views_[i], out);
+      for (const EpochView& peer : peers(i))
+        s2_stale(s2, vmid, ipa, a, i, peer, out);
+    }
+  }
+
+  // Stage-2 entries of image i inserted through view v (this stream's or a peer's: stage-2
+  // entries are tagged by VMID alone, [A] 3.17).
+  void s2_stale(const S2Config& s2, uint16_t vmid, uint64_t ipa, const Access& a, size_t i,
+                const EpochView& v, std::vector<Walk>& out) const {
+    if (!v.s2 || v.vmid != vmid || !same_s2_geometry(*v.s2, s2)) return;
+    const Walk old = walk_s2_from(image(i), *v.s2, ipa, a, std::nullopt);
+    const uint8_t tg = tg_of(s2.granule);
+    if (old.s2_entry && survives(i, Key{Kind::s2_leaf, 0, 0, vmid, 0, false, old.s2_entry->ipa_base,
+                                        old.s2_entry->size, old.s2_entry->level, tg}))
+      out.push_back(s2_entry_result(s2, *old.s2_entry, ipa, a));
+    for (const WalkFrom& t : old.s2_tables) {
+      const uint64_t span = span_of(s2.granule, t.level - 1);
+      if (survives(i, Key{Kind::s2_walk, 0, 0, vmid, 0, false, ipa & ~(span - 1), span, t.level - 1,
+                          tg}))
+        out.push_back(walk_s2_from(h_.memory(), s2, ipa, a, t));
     }
   }
 
@@ -1351,8 +1388,11 @@ private:
     walk_s1_from(h_.memory(), s1, x.tr ? &*x.tr : nullptr, x.a, std::nullopt, fresh);
     for (const Walk& w : fresh)
       finish(x, w, w.fault ? fault_clause(w) : "SMMUV3.WALK.translate");
-    for (size_t i = 0; i < views_.size(); ++i)
-      stale_s1(x, i);
+    for (size_t i = 0; i < views_.size(); ++i) {
+      stale_s1(x, i, views_[i], false);
+      for (const EpochView& peer : peers(i))
+        stale_s1(x, i, peer, true);
+    }
     if (s.s2) rebuilt_combined(x, fresh);
   }
 
@@ -1373,12 +1413,13 @@ private:
 
   // Surviving stage-1 entries of earlier image i with the same tags ([A] TLB tagging: VMID,
   // ASID unless the entry is global; [A] 4.4.1.1: the granule it was inserted with).
-  void stale_s1(const S1Ctx& x, size_t i) {
-    const EpochView& v = views_[i];
+  // v: this stream's view of image i, or (peer) another stream's (peers()).
+  void stale_s1(const S1Ctx& x, size_t i, const EpochView& v, bool peer) {
     if (!v.s1 || v.vmid != x.vmid || !same_s1_geometry(*v.s1, x.s1)) return;
     if (v.s2.has_value() != x.s.s2.has_value()) return;
     const Walk& old = v.s1_walk;
-    if (old.s1_entry && (!old.s1_entry->leaf.ng || v.asid == x.cd.asid)) stale_s1_leaf(x, i);
+    if (old.s1_entry && (!old.s1_entry->leaf.ng || v.asid == x.cd.asid))
+      stale_s1_leaf(x, i, v, peer);
     if (v.asid != x.cd.asid) return; // walk-cache entries are ASID-tagged
     for (const WalkFrom& t : old.s1_tables) {
       const uint64_t span = span_of(x.s1.granule, t.level - 1);
@@ -1389,18 +1430,18 @@ private:
       std::vector<Walk> ws;
       walk_s1_from(h_.memory(), x.s1, x.tr ? &*x.tr : nullptr, x.a, t, ws);
       for (const Walk& w : ws)
-        finish(x, w, "SMMUV3.CACHE.walk");
+        finish(x, w, peer ? "SMMUV3.CACHE.shared" : "SMMUV3.CACHE.walk");
     }
   }
 
-  void stale_s1_leaf(const S1Ctx& x, size_t i) {
-    const EpochView& v = views_[i];
+  void stale_s1_leaf(const S1Ctx& x, size_t i, const EpochView& v, bool peer) {
     const Walk& old = v.s1_walk;
     const S1Entry& e = *old.s1_entry;
     const bool global = !e.leaf.ng;
     const Key k{Kind::s1_leaf, 0,         0,      x.vmid,  v.asid,
                 global,        e.va_base, e.size, e.level, tg_of(x.s1.granule)};
-    if (survives(i, k)) finish(x, s1_entry_result(x.s1, e, x.a), "SMMUV3.CACHE.tlb");
+    if (survives(i, k))
+      finish(x, s1_entry_result(x.s1, e, x.a), peer ? "SMMUV3.CACHE.shared" : "SMMUV3.CACHE.tlb");
     // A combined stage-1+2 entry ([A] "combined" TLB entries; [AA]): the old image's whole
     // translation, removed by stage-1 scoped commands and S12_VMALL only.
     if (!x.s.s2 || old.fault || !v.s2) return;
@@ -1410,7 +1451,8 @@ private:
     if (!survives(i, kc)) return;
     const Walk w = combine_nested(s1_entry_result(x.s1, e, x.a),
                                   s2_entry_result(*x.s.s2, *t.s2_entry, old.pa, x.a));
-    add(walk_outcome(w, x.s.ste, &x.cd, r_), "SMMUV3.CACHE.combined");
+    add(walk_outcome(w, x.s.ste, &x.cd, r_),
+        peer ? "SMMUV3.CACHE.shared" : "SMMUV3.CACHE.combined");
   }
 
   // A stage-1 translation a combined entry could be built from: the current image's (the
@@ -1470,6 +1512,7 @@ private:
   const hw::DmaRequest& r_;
   bool treq_ = false;
   std::vector<EpochView> views_;
+  mutable std::vector<std::optional<std::vector<EpochView>>> peers_; // peers(), on first use
   std::vector<Allowed> out_;
 };
 

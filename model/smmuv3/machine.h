@@ -19,7 +19,11 @@
 // Model limits (see README.md "Machine"): entries cached during an epoch come from that
 // epoch's image alone (except rebuilt combined entries: a stage-2 leaf still cached, with
 // the current stage-1 tables or a stage-1 leaf still cached; and level-2 STEs/CDs read now
-// through a cached L1STD/L1CD); an out-of-range L2Ptr that an implementation truncates
+// through a cached L1STD/L1CD); TLB entries another stream inserted into the same address
+// space (SMMUV3.CACHE.shared) are followed from earlier images through linear stream tables
+// and the access's own SubstreamID only, and not as the source of rebuilt combined entries;
+// two streams of one address space whose CDs differ now are UNPREDICTABLE (IHI 0070 5.4.1)
+// and not modelled; an out-of-range L2Ptr that an implementation truncates
 // (IHI 0070 3.4.3) is followed for the access itself, not for the TLB entries of earlier
 // epochs; no stalls or PRI.
 //
