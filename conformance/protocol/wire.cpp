@@ -2,8 +2,10 @@
 
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstring>
 #include <poll.h>
+#include <pthread.h>
 #include <unistd.h>
 
 namespace iommuspec::protocol {
@@ -144,16 +146,33 @@ std::optional<iommufd::Observation> decode_ret(std::string_view rest, std::strin
   return o;
 }
 
+// A write to a peer that died raises SIGPIPE, whose default action ends the whole process
+// (a test binary, or a program that embeds a target): SIGPIPE is blocked for this thread while
+// writing and, when the write failed with EPIPE, the signal it raised is taken before the
+// mask is restored, so the caller sees the failed write instead.
 bool write_all(int fd, std::string_view s) {
+  sigset_t pipe_only, old, pending;
+  sigemptyset(&pipe_only);
+  sigaddset(&pipe_only, SIGPIPE);
+  sigpending(&pending);
+  const bool was_pending = sigismember(&pending, SIGPIPE) == 1;
+  pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
+  bool ok = true;
   while (!s.empty()) {
     const ssize_t n = ::write(fd, s.data(), s.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      return false;
+      if (errno == EPIPE && !was_pending) {
+        const timespec now{0, 0};
+        sigtimedwait(&pipe_only, nullptr, &now);
+      }
+      ok = false;
+      break;
     }
     s.remove_prefix(size_t(n));
   }
-  return true;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return ok;
 }
 
 LineReader::Status LineReader::read_line(std::string& line, int timeout_ms) {

@@ -68,8 +68,13 @@ private:
     throw TargetError(fmt::format("{}: {}", name_, what), peer_.log ? peer_.log() : "");
   }
   std::string exchange(const std::string& req) {
-    if (!protocol::write_all(peer_.to, req)) fail("the target went away (write failed)");
     std::string line;
+    if (!protocol::write_all(peer_.to, req)) {
+      // What it said before it went away tells more than the failed write (a peer that
+      // answers anything with one line and exits races our write).
+      if (reader_.read_line(line, 100) == protocol::LineReader::Status::ok) return line;
+      fail("the target went away (write failed)");
+    }
     switch (reader_.read_line(line, peer_.timeout_ms)) {
     case protocol::LineReader::Status::ok:
       return line;

@@ -320,11 +320,13 @@ TEST(SmmuV3Machine, QueueStopsAtIllegalCommand) {
   EXPECT_EQ(out.error, "CERROR_ILL");
   EXPECT_TRUE(r.m.stopped());
   EXPECT_EQ(r.pas(0x10000).size(), 1u); // the commands before it took effect
-  // A stopped queue consumes nothing more.
+  // A stopped queue consumes nothing more; what is submitted meanwhile waits in the queue
+  // (IHI 0070 7.1: commands at or after CONS are fetched after the restart).
   EXPECT_EQ(r.cmds({CmdSync{}}).consumed, 0u);
-  // Resume: the replacing CMD_SYNC and the rest (one TLBI) are consumed.
+  // Resume: the replacing CMD_SYNC, the rest (one TLBI) and the CMD_SYNC submitted while
+  // stopped are consumed.
   const auto res = r.m.resume();
-  EXPECT_EQ(res.consumed, 2u);
+  EXPECT_EQ(res.consumed, 3u);
   EXPECT_TRUE(res.error.empty());
   EXPECT_FALSE(r.m.stopped());
 }

@@ -760,11 +760,13 @@ TEST(VtdMachine, IqeStopsTheQueueWithEarlierDescriptorsEffective) {
   EXPECT_TRUE(g.m.stopped());
   // The first descriptor took effect but has not completed: both pages still stale.
   EXPECT_EQ(pas(g.m.dma(req(0x10, 0x10000))).size(), 2u);
-  // A stopped queue consumes nothing.
+  // A stopped queue consumes nothing; what is submitted meanwhile waits in the queue
+  // (VT-d 6.5.2: descriptors from IQH up to IQT are fetched once fetching resumes).
   EXPECT_EQ(g.inv({wait()}), (hw::QueueOutcome{0, "IQE"}));
   EXPECT_EQ(pas(g.m.dma(req(0x10, 0x10000))).size(), 2u);
-  // Resume: the failing descriptor becomes a wait (completing the first), then the rest.
-  EXPECT_EQ(g.m.resume(), (hw::QueueOutcome{4, ""})); // the wait, then 3
+  // Resume: the failing descriptor becomes a wait (completing the first), then the rest,
+  // then the wait submitted while stopped.
+  EXPECT_EQ(g.m.resume(), (hw::QueueOutcome{5, ""})); // the wait, 3, then 1
   EXPECT_FALSE(g.m.stopped());
   EXPECT_TRUE(only_pa(g.m.dma(req(0x10, 0x10000)), 0x210'0000));
   EXPECT_TRUE(only_pa(g.m.dma(req(0x10, 0x20000)), 0x210'1000));
