@@ -485,6 +485,9 @@ int run_fuzz(const FuzzCli& c) {
         o.trace.area = a;
         break;
       }
+  const auto& areas = generators::trace_areas();
+  if (!c.area.empty() && std::find(areas.begin(), areas.end(), c.area) == areas.end())
+    throw UsageError(fmt::format("unknown area '{}' (areas: {})", c.area, fmt::join(areas, ", ")));
   if (o.trace.area.empty() || !generators::area_supported(o.trace.area, info.features))
     throw UsageError(fmt::format("target {} has no area iommuspec can generate traces for{} "
                                  "(areas: {}; the target's features: {})",
@@ -697,8 +700,8 @@ int main(int argc, char** argv) {
                  "Directory for the shrunk failing traces (*.scn), fuzz.json and coverage.dot")
       ->capture_default_str();
   fz->add_option("--area", fo.area,
-                 "Scenario area to generate: smmuv3 (default for the model and qemu-smmuv3), "
-                 "vtd, iommufd (default: the first the target has)");
+                 "Scenario area to generate: smmuv3, vtd or iommufd (default: the first of "
+                 "these the target has)");
   fz->add_option("--max-actions", fo.max_actions, "Actions per trace at most")
       ->capture_default_str()
       ->check(CLI::Range(1, 200));
