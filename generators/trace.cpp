@@ -32,6 +32,7 @@ bool area_supported(const std::string& area, const std::set<std::string>& featur
 
 std::unique_ptr<TraceGen> make_trace_gen(const TraceOptions& opt) {
   if (opt.area == "smmuv3") return make_smmuv3_gen(opt);
+  if (opt.area == "iommufd") return make_iommufd_gen(opt);
   return nullptr;
 }
 
@@ -66,6 +67,12 @@ void renumber(scenario::Scenario& sc) {
     st.number = ++n;
 }
 
+void fit_headers(scenario::Scenario& sc) {
+  if (sc.area != "iommufd") return;
+  for (auto& h : sc.headers)
+    if (h.key == "features") h.values = iommufd_features(sc);
+}
+
 scenario::Step make_step(const std::string& op, const std::vector<scenario::Arg>& args) {
   scenario::Step s;
   s.op = op;
@@ -87,8 +94,7 @@ scenario::Arg flags(const std::string& key, const std::vector<std::string>& name
   return {key, scenario::Value{scenario::Flags{names, 0}}, {}};
 }
 
-scenario::Arg records(const std::string& key,
-                      const std::vector<std::vector<scenario::Arg>>& recs) {
+scenario::Arg records(const std::string& key, const std::vector<std::vector<scenario::Arg>>& recs) {
   scenario::List l;
   for (const auto& r : recs)
     l.items.emplace_back(scenario::Record{r});

@@ -11,9 +11,8 @@
 #include "iommufd/machine.h"
 #include "scenario/scenario.h"
 
-#include <rapidcheck.h>
-
 #include <memory>
+#include <rapidcheck.h>
 #include <set>
 #include <string>
 #include <vector>
@@ -25,7 +24,10 @@ public:
   virtual ~Picker() = default;
   // A number in [0, n); n >= 1.
   virtual size_t pick(size_t n) = 0;
-  template <class T> const T& one_of(const std::vector<T>& v) { return v[pick(v.size())]; }
+  template <class T>
+  const T& one_of(const std::vector<T>& v) {
+    return v[pick(v.size())];
+  }
   bool coin() { return pick(2) == 1; }
   // True with probability about 1/n.
   bool one_in(size_t n) { return pick(n) == 0; }
@@ -51,11 +53,11 @@ private:
 };
 
 struct TraceOptions {
-  std::string area = "smmuv3";      // smmuv3 | vtd | iommufd
-  std::set<std::string> features;   // the target's: a trace uses no other
+  std::string area = "smmuv3";    // smmuv3 | vtd | iommufd
+  std::set<std::string> features; // the target's: a trace uses no other
   iommufd::Profile profile = iommufd::Profile::linux_latest;
-  size_t max_actions = 16;          // a trace has 1..max_actions actions after its set-up
-  bool small = false;               // the small world of the coverage bounds (fewer values)
+  size_t max_actions = 16; // a trace has 1..max_actions actions after its set-up
+  bool small = false;      // the small world of the coverage bounds (fewer values)
 };
 
 // One area's generator. begin() writes the set-up (headers, first steps); each action()
@@ -83,6 +85,9 @@ scenario::Scenario trace_for(const TraceOptions& opt, uint64_t seed, uint64_t ru
 
 // Renumber steps 1..n (after steps were removed).
 void renumber(scenario::Scenario& sc);
+// After steps were removed: the headers name only what the remaining steps use (iommufd:
+// `features`; the other areas' headers are fixed by their set-up).
+void fit_headers(scenario::Scenario& sc);
 // A step `op k=v ...` from text args (values in the scenario syntax), for generators.
 scenario::Step make_step(const std::string& op, const std::vector<scenario::Arg>& args);
 scenario::Arg num(const std::string& key, uint64_t v);

@@ -2,12 +2,12 @@
 
 #include "runner/runner.h"
 
-#include <fmt/format.h>
-
 #include <chrono>
 #include <deque>
 #include <filesystem>
+#include <fmt/format.h>
 #include <map>
+#include <set>
 #include <unordered_set>
 
 namespace iommuspec::conformance::fuzz {
@@ -63,8 +63,8 @@ std::string signature(const results::ScenarioResult& r) {
   return r.verdict + ": " + r.message;
 }
 
-ShrinkResult shrink(const scenario::Scenario& sc, const std::string& sig,
-                    const TargetFactory& make, const ShrinkOptions& opt) {
+ShrinkResult shrink(const scenario::Scenario& sc, const std::string& sig, const TargetFactory& make,
+                    const ShrinkOptions& opt) {
   const auto t0 = Clock::now();
   Replayer replay(make, opt.profile);
   ShrinkResult best;
@@ -268,20 +268,25 @@ Report fuzz(const Options& opt, const TargetFactory& make) {
                                 saved_result.message);
         for (char& c : saved.doc)
           if (c == '"' || c == '\n') c = '\'';
-        std::vector<std::string> clauses = saved_result.clauses;
+        // The clauses the shrunk trace's steps were judged by replace any the generator
+        // wrote for the whole trace (a header is given once: the parser refuses a second).
+        std::set<std::string> judged;
+        for (const auto& st : saved_result.steps)
+          if (!st.clause.empty()) judged.insert(st.clause);
+        std::vector<std::string> clauses(judged.begin(), judged.end());
         if (clauses.empty()) clauses.push_back("none");
+        std::erase_if(saved.headers, [](const scenario::Header& h) { return h.key == "clauses"; });
         saved.headers.insert(saved.headers.begin(), {"clauses", clauses, {}});
+        generators::fit_headers(saved);
         saved.headers.push_back({"Generator", {"iommuspec-fuzz", opt.trace.area}, {}});
         saved.headers.push_back({"Seed", {std::to_string(opt.seed)}, {}});
-        saved.headers.push_back(
-            {"Origin", {opt.target_name, "run", std::to_string(run)}, {}});
+        saved.headers.push_back({"Origin", {opt.target_name, "run", std::to_string(run)}, {}});
         f.file = (std::filesystem::path(opt.out_dir) /
                   fmt::format("{}-s{}-r{}.scn", slug(opt.target_name), opt.seed, run))
                      .string();
         results::write_atomically(f.file, scenario::print(saved));
         if (!saved_result.log.empty())
-          results::write_atomically(f.file.substr(0, f.file.size() - 4) + ".log",
-                                    saved_result.log);
+          results::write_atomically(f.file.substr(0, f.file.size() - 4) + ".log", saved_result.log);
         by_signature[sig] = rep.failures.size();
         rep.failures.push_back(std::move(f));
         // What was found so far survives an interrupted or crashed campaign.
@@ -324,20 +329,20 @@ std::string json_string(const std::string& s) {
 
 std::string report_json(const Options& opt, const Report& r) {
   std::string j = "{\n";
-  j += fmt::format("  \"target\": {},\n  \"area\": {},\n  \"seed\": {},\n", json_string(opt.target_name),
-                   json_string(opt.trace.area), opt.seed);
+  j += fmt::format("  \"target\": {},\n  \"area\": {},\n  \"seed\": {},\n",
+                   json_string(opt.target_name), json_string(opt.trace.area), opt.seed);
   j += fmt::format("  \"summary\": {{\"runs\": {}, \"pass\": {}, \"fail\": {}, \"unsupported\": "
                    "{}, \"error\": {}, \"steps\": {}}},\n",
                    r.runs, r.pass, r.fail, r.unsupported, r.error, r.steps);
   j += fmt::format("  \"seconds\": {{\"total\": {:.3f}, \"running\": {:.3f}, \"shrinking\": "
                    "{:.3f}, \"reachable\": {:.3f}}},\n",
                    r.seconds, r.run_seconds, r.shrink_seconds, r.reachable_seconds);
-  j += fmt::format("  \"coverage\": {{\"states\": {}, \"transitions\": {}, \"reachable_depth\": "
-                   "{}, \"reachable_states\": {}, \"reachable_transitions\": {}, "
-                   "\"reachable_covered\": {}}},\n",
-                   r.exercised.states(), r.exercised.transitions(), opt.coverage_depth,
-                   r.reachable.states(), r.reachable.transitions(),
-                   r.exercised.common(r.reachable));
+  j +=
+      fmt::format("  \"coverage\": {{\"states\": {}, \"transitions\": {}, \"reachable_depth\": "
+                  "{}, \"reachable_states\": {}, \"reachable_transitions\": {}, "
+                  "\"reachable_covered\": {}}},\n",
+                  r.exercised.states(), r.exercised.transitions(), opt.coverage_depth,
+                  r.reachable.states(), r.reachable.transitions(), r.exercised.common(r.reachable));
   j += "  \"failures\": [";
   for (size_t i = 0; i < r.failures.size(); ++i) {
     const auto& f = r.failures[i];
