@@ -2,6 +2,7 @@
 
 #include <array>
 #include <boost/graph/adjacency_list.hpp>
+#include <cstdlib>
 #include <fmt/format.h>
 #include <sstream>
 
@@ -206,11 +207,132 @@ private:
   bool dirty_ = false, stopped_ = false;
 };
 
+// iommufd: live objects per kind, counted 0, 1 or 2+ (IOAS `A`, paging HWPT `H`, nested
+// HWPT `N`, device `D`, access `F`, vIOMMU `V`), `m` while some IOAS has mapped bytes, `t`
+// while a nested HWPT has an IOTLB entry no completed invalidation cleared (selftest.c
+// __mock_domain_alloc_nested() fills all four; mock_domain_cache_invalidate_user() zeroes
+// them). Kept from the step text and the model's allowed outcome only: names bound by a
+// step the model allows to succeed, and the outputs it pins (entry_num, length).
+class IommufdAbstraction final : public Abstraction {
+public:
+  std::string state() const override {
+    std::map<char, int> n;
+    for (const auto& [name, kind] : kind_)
+      ++n[kind];
+    std::string s;
+    for (char k : std::string("AHNDFV"))
+      s += fmt::format("{}{}{}", s.empty() ? "" : " ", k, std::min(n[k], 2));
+    for (const auto& [ioas, bytes] : mapped_)
+      if (bytes && kind_.count(ioas)) {
+        s += " m";
+        break;
+      }
+    for (const auto& [hwpt, mask] : iotlb_)
+      if (mask && kind_.count(hwpt)) {
+        s += " t";
+        break;
+      }
+    return s;
+  }
+
+  std::string apply(const scenario::Step& st, const std::string& allowed) override {
+    const std::string cls = outcome_class(allowed);
+    if (st.op == "hwpt_invalidate")
+      invalidated(st, cls == "ok" ? ~0ull : pinned(allowed, "entry_num"));
+    if (cls != "ok") return st.op + ":" + cls;
+    bind(st, allowed);
+    const std::string id = name_arg(st.args, "id");
+    if (st.op == "destroy") remove(id);
+    if (st.op == "close") kind_.erase(name_arg(st.args, "fd"));
+    if (st.op == "ioas_map")
+      mapped_[name_arg(st.args, "ioas_id")] += number_arg(st.args, "length", 0);
+    if (st.op == "ioas_copy")
+      mapped_[name_arg(st.args, "dst_ioas_id")] += number_arg(st.args, "length", 0);
+    if (st.op == "ioas_unmap") {
+      uint64_t& m = mapped_[name_arg(st.args, "ioas_id")];
+      m -= std::min(m, pinned(allowed, "length"));
+    }
+    return st.op + ":" + cls;
+  }
+
+private:
+  // A number the allowed outcome pins ("ok length=0x2000"), or 0.
+  static uint64_t pinned(const std::string& allowed, const std::string& field) {
+    const size_t at = allowed.find(" " + field + "=");
+    if (at == std::string::npos) return 0;
+    return std::strtoull(allowed.c_str() + at + field.size() + 2, nullptr, 0);
+  }
+
+  // The kinds of the names a successful step binds.
+  void bind(const scenario::Step& st, const std::string& allowed) {
+    for (const auto& a : st.args) {
+      const auto* r = std::get_if<scenario::Ref>(&a.value.v);
+      if (!r || a.key.rfind("out_", 0) != 0) continue;
+      const char k = kind_of(st, a.key);
+      // An automatic HWPT the device shares with another is no new object ("<obj N>").
+      if (k == 'H' && allowed.find(a.key + "=<obj") != std::string::npos) continue;
+      if (k) kind_[r->name] = k;
+      if (k == 'N' && nested_value(st)) iotlb_[r->name] = 0xf;
+      if (st.op == "mock_domain" && a.key != "out_stdev_id")
+        with_stdev_[name_arg(st.args, "out_stdev_id")].push_back(r->name);
+    }
+  }
+
+  static char kind_of(const scenario::Step& st, const std::string& key) {
+    if (key == "out_ioas_id") return 'A';
+    if (key == "out_idev_id") return 'D';
+    if (key == "out_access_fd") return 'F';
+    if (key == "out_viommu_id") return 'V';
+    if (key == "out_hwpt_id")
+      return st.op == "hwpt_alloc" && !name_arg(st.args, "data_type").empty() ? 'N' : 'H';
+    return 0;
+  }
+
+  static uint64_t nested_value(const scenario::Step& st) {
+    for (const auto& a : st.args)
+      if (const auto* r = std::get_if<scenario::Record>(&a.value.v); r && a.key == "data")
+        return number_arg(r->args, "iotlb", 0);
+    return 0;
+  }
+
+  // DESTROY of a mock device (its SELFTEST object) unbinds its device and detaches it: an
+  // automatic HWPT goes with its last device (IOMMUFD.DETACH.auto_domain).
+  void remove(const std::string& name) {
+    kind_.erase(name);
+    auto it = with_stdev_.find(name);
+    if (it == with_stdev_.end()) return;
+    // (An automatic HWPT another device shares is counted gone too: the abstraction does not
+    // follow IDs, and the share was not counted as a new object either.)
+    for (const auto& n : it->second)
+      kind_.erase(n);
+    with_stdev_.erase(it);
+  }
+
+  // The first `done` entries of an invalidation of a nested HWPT took effect.
+  void invalidated(const scenario::Step& st, uint64_t done) {
+    auto it = iotlb_.find(name_arg(st.args, "hwpt_id"));
+    if (it == iotlb_.end()) return;
+    for (const auto* e : commands(st)) {
+      if (done-- == 0) break;
+      if (name_arg(*e, "flags") == "all")
+        it->second = 0;
+      else if (uint64_t id = number_arg(*e, "iotlb_id", 0); id < 4)
+        it->second &= ~(1u << id);
+    }
+  }
+
+  std::map<std::string, char> kind_;                           // live name -> kind
+  std::map<std::string, std::vector<std::string>> with_stdev_; // stdev -> idev, auto HWPT
+  std::map<std::string, uint64_t> mapped_;                     // IOAS -> bytes mapped
+  std::map<std::string, uint32_t> iotlb_;                      // nested HWPT -> entries set
+};
+
 } // namespace
 
 std::unique_ptr<Abstraction> make_abstraction(const std::string& area) {
   if (area == "smmuv3") return std::make_unique<SmmuAbstraction>();
   if (area == "vtd") return std::make_unique<VtdAbstraction>();
+  if (area == "iommufd") return std::make_unique<IommufdAbstraction>();
   return nullptr;
 }
 

@@ -45,6 +45,7 @@ bool area_supported(const std::string& area, const std::set<std::string>& featur
 std::unique_ptr<TraceGen> make_trace_gen(const TraceOptions& opt) {
   if (opt.area == "smmuv3") return make_smmuv3_gen(opt);
   if (opt.area == "vtd") return make_vtd_gen(opt);
+  if (opt.area == "iommufd") return make_iommufd_gen(opt);
   return nullptr;
 }
 
@@ -77,6 +78,12 @@ void renumber(scenario::Scenario& sc) {
   int n = 0;
   for (auto& st : sc.steps)
     st.number = ++n;
+}
+
+void fit_headers(scenario::Scenario& sc) {
+  if (sc.area != "iommufd") return;
+  for (auto& h : sc.headers)
+    if (h.key == "features") h.values = iommufd_features(sc);
 }
 
 scenario::Step make_step(const std::string& op, const std::vector<scenario::Arg>& args) {

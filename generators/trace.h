@@ -90,6 +90,9 @@ scenario::Scenario trace_for(const TraceOptions& opt, uint64_t seed, uint64_t ru
 
 // Renumber steps 1..n (after steps were removed).
 void renumber(scenario::Scenario& sc);
+// After steps were removed: the headers name only what the remaining steps use (iommufd:
+// `features`; the other areas' headers are fixed by their set-up).
+void fit_headers(scenario::Scenario& sc);
 // A step `op k=v ...` from text args (values in the scenario syntax), for generators.
 scenario::Step make_step(const std::string& op, const std::vector<scenario::Arg>& args);
 scenario::Arg num(const std::string& key, uint64_t v);

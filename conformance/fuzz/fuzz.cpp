@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fmt/format.h>
 #include <map>
+#include <set>
 #include <unordered_set>
 
 namespace iommuspec::conformance::fuzz {
@@ -256,9 +257,16 @@ Report fuzz(const Options& opt, const TargetFactory& make) {
                                 saved_result.message);
         for (char& c : saved.doc)
           if (c == '"' || c == '\n') c = '\'';
-        std::vector<std::string> clauses = saved_result.clauses;
-        if (clauses.empty()) clauses.push_back("none");
+        // The clauses the shrunk trace's steps were judged by replace any the generator
+        // wrote for the whole trace (a header is given once: the parser refuses a second).
+        std::set<std::string> judged;
+        for (const auto& st : saved_result.steps)
+          if (!st.clause.empty()) judged.insert(st.clause);
+        std::vector<std::string> clauses(judged.begin(), judged.end());
+        if (clauses.empty()) clauses = saved_result.clauses; // a trace that stopped at set-up
+        std::erase_if(saved.headers, [](const scenario::Header& h) { return h.key == "clauses"; });
         saved.headers.insert(saved.headers.begin(), {"clauses", clauses, {}});
+        generators::fit_headers(saved);
         saved.headers.push_back({"Generator", {"iommuspec-fuzz", opt.trace.area}, {}});
         saved.headers.push_back({"Seed", {std::to_string(opt.seed)}, {}});
         saved.headers.push_back({"Origin", {opt.target_name, "run", std::to_string(run)}, {}});
