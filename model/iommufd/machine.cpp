@@ -168,8 +168,14 @@ std::vector<ObjId> Machine::teardown_order() const {
   return out;
 }
 
+// A new fd is the lowest number not open in the process (fs/file.c alloc_fd() searches from
+// files->next_fd, the lowest free; POSIX open(): "the lowest numbered file descriptor not
+// currently open"), so a closed fd's number comes back: a name bound to the closed fd then
+// reaches the new file. Numbers start above stdin/out/err (next_fd_).
 uint32_t Machine::new_fd(ObjId obj) {
-  const uint32_t fd = next_fd_++;
+  uint32_t fd = next_fd_;
+  while (fds_.count(fd))
+    ++fd;
   const uint32_t node = new_node();
   hold(node, obj, Hold::fd_of_object);
   fds_[fd] = {obj, node};
