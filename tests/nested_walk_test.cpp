@@ -43,7 +43,8 @@ uint64_t gen_addr(const std::vector<uint64_t>& bases, unsigned bits, uint64_t al
   uint64_t a = *rc::gen::arbitrary<uint64_t>();
   if (*rc::gen::weightedElement<bool>({{4, true}, {1, false}}))
     a = *rc::gen::elementOf(bases) + (a & 0x3fffff);
-  return a & ((uint64_t(1) << bits) - 1) & ~(align - 1);
+  const uint64_t below = bits >= 64 ? ~uint64_t(0) : (uint64_t(1) << bits) - 1;
+  return a & below & ~(align - 1);
 }
 
 RC_GTEST_PROP(NestedWalkZ, AgreesWithWalkNested, ()) {
