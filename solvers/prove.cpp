@@ -16,9 +16,9 @@ std::string_view verdict_name(Verdict v) {
 }
 
 std::vector<Property> all_properties() {
-  return {range_tlbi_sound(),    range_split_covers(), psi_am_covers(),
-          piotlb_split_covers(), devtlb_size_covers(), queue_partial_completion(),
-          nested_isolation()};
+  return {range_tlbi_sound(),    range_split_covers(),  psi_am_covers(),
+          piotlb_split_covers(), devtlb_size_covers(),  queue_partial_completion(),
+          nested_isolation(),    vtd_nested_isolation()};
 }
 
 namespace {
@@ -40,6 +40,7 @@ std::optional<Property> property_with_encoder(const std::string& name, const std
   if (name == "vtd.devtlb_size.covers") return with(devtlb_encoder(enc), devtlb_size_covers);
   if (name == "queue.partial_completion") return with(queue(enc), queue_partial_completion);
   if (name == "smmuv3.nested.isolation") return with(nested_walker(enc), nested_isolation);
+  if (name == "vtd.nested.isolation") return with(vtd_nested_walker(enc), vtd_nested_isolation);
   return std::nullopt;
 }
 
@@ -51,6 +52,7 @@ std::vector<std::string> encoder_names(const std::string& name) {
   if (name == "vtd.devtlb_size.covers") return devtlb_encoder_names();
   if (name == "queue.partial_completion") return queue_names();
   if (name == "smmuv3.nested.isolation") return nested_walker_names();
+  if (name == "vtd.nested.isolation") return vtd_nested_walker_names();
   return {};
 }
 

@@ -7,6 +7,7 @@
 
 #include "encoders.h"
 #include "nested.h"
+#include "vtd_nested.h"
 
 #include <cstdint>
 #include <functional>
@@ -60,6 +61,7 @@ Property piotlb_split_covers(BlockSplitter s = model_block_splitter());
 Property devtlb_size_covers(DevTlbEncoder e = model_devtlb_encoder());
 Property queue_partial_completion(QueueImpl q = model_queue());
 Property nested_isolation(NestedWalker w = model_nested_walker());
+Property vtd_nested_isolation(VtdNestedWalker w = model_vtd_nested_walker());
 
 // Every property with the model's encoders, in the order `prove` runs them.
 std::vector<Property> all_properties();

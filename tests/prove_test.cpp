@@ -39,7 +39,7 @@ INSTANTIATE_TEST_SUITE_P(All, ModelProves,
                          testing::Values("smmuv3.range_tlbi.sound", "smmuv3.range_split.covers",
                                          "vtd.psi_am.covers", "vtd.piotlb_split.covers",
                                          "vtd.devtlb_size.covers", "queue.partial_completion",
-                                         "smmuv3.nested.isolation"),
+                                         "smmuv3.nested.isolation", "vtd.nested.isolation"),
                          [](const auto& i) {
                            std::string n = i.param;
                            for (char& c : n)
@@ -158,6 +158,28 @@ TEST(ProveWrong, NestedTableFetchFaultAsInput) {
   EXPECT_NE(r.detail.find("s2=1 class=in"), std::string::npos) << r.detail;
 }
 
+TEST(ProveWrong, VtdNestedFsFetchUntranslated) {
+  const auto r = run("vtd.nested.isolation", "fs-fetch-untranslated");
+  ASSERT_EQ(r.verdict, Verdict::counterexample);
+  EXPECT_NE(r.detail.find("entry is read (or its A/D flags written) at other than"),
+            std::string::npos)
+      << r.detail;
+  EXPECT_EQ(value(r, "l4_pa"), value(r, "l4_gpa")); // read at the GPA itself
+}
+
+TEST(ProveWrong, VtdNestedFinalGpaUntranslated) {
+  const auto r = run("vtd.nested.isolation", "final-gpa-untranslated");
+  ASSERT_EQ(r.verdict, Verdict::counterexample);
+  EXPECT_NE(r.detail.find("successful walk's PA"), std::string::npos) << r.detail;
+  EXPECT_EQ(value(r, "pa"), value(r, "out_gpa"));
+}
+
+TEST(ProveWrong, VtdNestedFetchFaultAsOutput) {
+  const auto r = run("vtd.nested.isolation", "fetch-fault-as-output");
+  ASSERT_EQ(r.verdict, Verdict::counterexample);
+  EXPECT_NE(r.detail.find("stage=2 on_fs_walk=0"), std::string::npos) << r.detail;
+}
+
 TEST(Prove, UnknownEncoder) {
   EXPECT_FALSE(property_with_encoder("vtd.psi_am.covers", "nonsense").has_value());
   EXPECT_FALSE(property_with_encoder("nonsense", "model").has_value());
@@ -194,6 +216,20 @@ TEST(ProvePlugIn, NestedEveryFaultAtStage1) {
   const auto r = run(nested_isolation(wrong));
   ASSERT_EQ(r.verdict, Verdict::counterexample);
   EXPECT_NE(r.detail.find("s2=0"), std::string::npos) << r.detail;
+}
+
+// A VT-d nested walker written here: the model's, but every fault reported at stage 1.
+TEST(ProvePlugIn, VtdNestedEveryFaultAtStage1) {
+  const VtdNestedWalker wrong{"all-stage-1",
+                              [](const MemZ& mem, const vtd::FsConfig& fs, const VtdFsFieldsZ& f,
+                                 const vtd::SsConfig& ss, const VtdAccessZ& a) {
+                                VtdNestedZ n = vtd_nested_walk_z(mem, fs, f, ss, a);
+                                n.w.stage2 = a.addr.ctx().bool_val(false);
+                                return n;
+                              }};
+  const auto r = run(vtd_nested_isolation(wrong));
+  ASSERT_EQ(r.verdict, Verdict::counterexample);
+  EXPECT_NE(r.detail.find("stage=1"), std::string::npos) << r.detail;
 }
 
 TEST(ProveBoundaries, OnePerEncodingCase) {

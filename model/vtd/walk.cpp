@@ -1,91 +1,21 @@
 // VT-d translation walk. See walk.h for the abbreviations and the summary of the rules.
 #include "vtd/walk.h"
 
+#include "vtd/walk_step.h"
+
 #include <algorithm>
 
 namespace iommuspec::vtd {
 
 namespace {
 
-constexpr uint64_t kPs = 1ull << 7;                            // Q:VTD_PT_PAGE_SIZE_MASK
-constexpr uint64_t kSsR = 1ull << 0;                           // Q:VTD_SS_R; iommu.h:43
-constexpr uint64_t kSsW = 1ull << 1;                           // Q:VTD_SS_W; iommu.h:44
-constexpr uint64_t kSsSnp = 1ull << 11;                        // Q:VTD_SPTE_SNP; iommu.h:46
-constexpr uint64_t kSsTm = 1ull << 62;                         // Q:VTD_SS_TM
-constexpr uint64_t kSsIgnCom = 0xbff0'0000'0000'0000ull;       // Q:VTD_SS_IGN_COM
-constexpr uint64_t kFsP = 1ull << 0;                           // Q:VTD_FS_P
-constexpr uint64_t kFsRw = 1ull << 1;                          // Q:VTD_FS_RW
-constexpr uint64_t kFsUs = 1ull << 2;                          // Q:VTD_FS_US
-constexpr uint64_t kFsA = 1ull << 5;                           // Q:VTD_FS_A
-constexpr uint64_t kFsD = 1ull << 6;                           // Q:VTD_FS_D
-constexpr uint64_t kFsXd = 1ull << 63;                         // x86 pgtable:30
-constexpr uint64_t kFsUpperIgnored = 0xfff0'0000'0000'0000ull; // Q:VTD_FS_UPPER_IGNORED
-constexpr uint64_t kAddr = 0x000f'ffff'ffff'f000ull;           // bits 51:12 (format.h)
-// Q:VTD_INTERRUPT_ADDR_FIRST / _LAST
-constexpr uint64_t kIntrFirst = 0xfee0'0000ull;
-constexpr uint64_t kIntrLast = 0xfeef'ffffull;
-
-// Q:VTD_HAW_MASK
-uint64_t haw_mask(unsigned haw) {
-  return haw >= 64 ? ~0ull : (1ull << haw) - 1;
-}
-
-bool is_leaf(uint64_t e, int level) {
-  return level == 1 || (e & kPs); // Qc:vtd_is_last_pte
-}
-
-// Second-stage reserved bits at `level` (Qc:vtd_sspte_nonzero_rsvd with the masks
-// Q:VTD_SPTE_PAGE_L{1..4}_RSVD_MASK and Q:VTD_SPTE_LPAGE_L{2,3}_RSVD_MASK as Qc:vtd_init sets
-// them up). Bits haw..51 and bit 62 (TM, unless tm_ok in a leaf) are reserved; 63 and 61:52
-// are ignored; SNP is reserved in non-leaf entries and, unless snp_ok, in leaves; a large
-// leaf reserves the address bits below its page. Level 5 uses the level-4 mask (QEMU stops
-// at 4 levels). PS at level 2/3 not allowed by CAP.SLLPS is treated as reserved
-// (format.h ss_large_page_allowed; iommu.h:174-176).
+// The reserved bits of an entry under a walk's configuration (walk_step.h).
 uint64_t ss_reserved(const SsConfig& c, uint64_t e, int level) {
-  const bool leaf = is_leaf(e, level);
-  uint64_t ok = haw_mask(c.haw) | kSsIgnCom;
-  if (leaf && c.tm_ok) ok |= kSsTm;
-  uint64_t rsvd = ~ok;
-  if (!leaf || !c.snp_ok) rsvd |= kSsSnp;
-  if (level >= 4) rsvd |= kPs;                         // Q:VTD_SPTE_PAGE_L4_RSVD_MASK 0x880
-  if (level == 2 && (e & kPs)) rsvd |= 0x1f'f000ull;   // Q:VTD_SPTE_LPAGE_L2_RSVD_MASK
-  if (level == 3 && (e & kPs)) rsvd |= 0x3fff'f000ull; // Q:VTD_SPTE_LPAGE_L3_RSVD_MASK
-  if ((level == 2 || level == 3) && (e & kPs) && !((c.sllps >> (level - 2)) & 1)) rsvd |= kPs;
-  return e & rsvd;
+  return vtd::ss_reserved(e, level, c.haw, c.sllps, c.snp_ok, c.tm_ok);
 }
-
-// First-stage reserved bits (Qc:vtd_fspte_nonzero_rsvd with Q:VTD_FPTE_PAGE_L{1..4}_RSVD_MASK
-// and Q:VTD_FPTE_LPAGE_L{2,3}_RSVD_MASK): bits haw..51; PS at level 4 (and 5, as x86 reserves
-// PS in a PML5E; QEMU has no 5-level first stage); a large leaf reserves the bits between
-// its PAT bit (12) and its page. 1G without CAP.FL1GP: PS reserved (iommu.c:408-410).
 uint64_t fs_reserved(const FsConfig& c, uint64_t e, int level) {
-  uint64_t rsvd = ~(haw_mask(c.haw) | kFsUpperIgnored);
-  if (level >= 4) rsvd |= kPs;
-  if (level == 2 && (e & kPs)) rsvd |= 0x1f'e000ull;   // bits 20:13
-  if (level == 3 && (e & kPs)) rsvd |= 0x3fff'e000ull; // bits 29:13
-  if (level == 3 && (e & kPs) && !c.fl1gp) rsvd |= kPs;
-  return e & rsvd;
+  return vtd::fs_reserved(e, level, c.haw, c.fl1gp);
 }
-
-uint64_t leaf_base(uint64_t e, int level) {
-  return e & kAddr & ~(level_page_size(unsigned(level)) - 1);
-}
-
-bool in_interrupt_range(uint64_t page, uint64_t size) {
-  return page <= kIntrLast && page + size - 1 >= kIntrFirst; // Qc:vtd_do_iommu_translate
-}
-
-// Why a second-stage translation stopped. The code depends on who asked (see ss_code).
-enum class SsFail : uint8_t {
-  none,
-  beyond,      // input at or above 2^width
-  access_root, // root-table entry fetch failed
-  access,      // lower entry fetch failed
-  not_present, // R = W = 0 (scalable mode only; legacy folds it into no_read/no_write)
-  reserved,
-  no_read,
-  no_write
-};
 
 struct SsOut {
   SsFail fail = SsFail::none;
@@ -112,14 +42,14 @@ struct SsOut {
 SsOut ss_walk(const Memory& mem, const SsConfig& c, uint64_t gpa, bool write,
               std::vector<uint64_t>& read_log) {
   SsOut o;
-  if (c.width < 64 && (gpa >> c.width) != 0) {
+  if (beyond_width(gpa, c.width)) {
     o.fail = SsFail::beyond;
     return o;
   }
-  uint64_t table = c.slptptr & kAddr;
+  uint64_t table = table_address(c.slptptr);
   bool r = true, w = true;
   for (int level = c.levels; level >= 1; --level) {
-    const uint64_t epa = table + 8ull * pt_index(gpa, unsigned(level));
+    const uint64_t epa = entry_address(table, gpa, level);
     read_log.push_back(epa);
     const std::optional<uint64_t> got = mem.read64(epa);
     o.level = level;
@@ -129,11 +59,11 @@ SsOut ss_walk(const Memory& mem, const SsConfig& c, uint64_t gpa, bool write,
     }
     const uint64_t e = *got;
     if (!c.scalable) {
-      if (!(e & (write ? kSsW : kSsR))) {
+      if (!any_bit(e, write ? kSsW : kSsR)) {
         o.fail = write ? SsFail::no_write : SsFail::no_read;
         return o;
       }
-    } else if (!(e & (kSsR | kSsW))) {
+    } else if (!ss_present(e)) {
       o.fail = SsFail::not_present;
       return o;
     }
@@ -141,71 +71,22 @@ SsOut ss_walk(const Memory& mem, const SsConfig& c, uint64_t gpa, bool write,
       o.fail = SsFail::reserved;
       return o;
     }
-    r = r && (e & kSsR);
-    w = w && (e & kSsW);
+    r = r && any_bit(e, kSsR);
+    w = w && any_bit(e, kSsW);
     if (is_leaf(e, level)) {
       if (write ? !w : !r) {
         o.fail = write ? SsFail::no_write : SsFail::no_read;
         return o;
       }
       o.page_size = level_page_size(unsigned(level));
-      o.pa = leaf_base(e, level) | (gpa & (o.page_size - 1));
+      o.pa = leaf_output(leaf_base(e, level), gpa, level);
       o.r = r;
       o.w = w;
       return o;
     }
-    table = e & kAddr;
+    table = table_address(e);
   }
   return o; // unreachable: level 1 is always a leaf
-}
-
-// Codes for a second-stage walk asked for by the request itself (walk_ss).
-FaultReason ss_code(SsFail f, bool scalable) {
-  if (!scalable) {
-    switch (f) {
-    case SsFail::beyond:
-      return FaultReason::beyond_mgaw; // Q:VTD_FR_ADDR_BEYOND_MGAW
-    case SsFail::access_root:
-      return FaultReason::context_invalid; // Q:VTD_FR_CONTEXT_ENTRY_INV
-    case SsFail::access:
-      return FaultReason::next_table_invalid; // Q:VTD_FR_PAGING_ENTRY_INV
-    case SsFail::not_present:
-      return FaultReason::no_read; // (not raised in legacy)
-    case SsFail::reserved:
-      return FaultReason::pte_reserved; // Q:VTD_FR_PAGING_ENTRY_RSVD
-    case SsFail::no_read:
-      return FaultReason::no_read; // Q:VTD_FR_READ
-    case SsFail::no_write:
-      return FaultReason::no_write; // Q:VTD_FR_WRITE
-    case SsFail::none:
-      break;
-    }
-    return FaultReason::software;
-  }
-  // Scalable mode, the meanings dmar.c:1806-1818 gives.
-  switch (f) {
-  case SsFail::beyond:
-    // [VTD] Table 30 SGN.5 (84h): "the address in a untranslated or translation request ...
-    // using second-stage only translation (PGTT=010) is above (2^X - 1), where X is the
-    // minimum of MGAW ... and the value in the Address-Width (AW) field"; 83h (SGN.4) is a
-    // host address beyond HAW (translated requests, pass-through).
-    return FaultReason::sm_ss_beyond_max; // 0x84
-  case SsFail::access_root:
-    return FaultReason::sm_ss_ptr_invalid; // 0x7b
-  case SsFail::access:
-    return FaultReason::sm_ss_entry_access; // 0x78
-  case SsFail::not_present:
-    return FaultReason::sm_ss_rw_permission; // 0x79
-  case SsFail::reserved:
-    return FaultReason::sm_ss_entry_reserved; // 0x7a
-  case SsFail::no_read:
-    return FaultReason::sm_no_read; // 0x86
-  case SsFail::no_write:
-    return FaultReason::sm_no_write; // 0x85
-  case SsFail::none:
-    break;
-  }
-  return FaultReason::software;
 }
 
 Fault ss_fault(FaultReason reason, const SsOut& o, const Access& acc, uint64_t gpa) {
@@ -274,36 +155,25 @@ Walk fs_walk(const Memory& mem, const FsConfig& c, const SsConfig* ss, const Acc
     out.fault = fs_fault(FaultReason::sm_pasid_entry_ere_clear, 0, acc);
     return out;
   }
-  const unsigned width = c.levels == 5 ? 57 : 48; // iommu.h:56-57
-  {
-    const uint64_t upper = ~0ull << (width - 1); // bits 63:width-1 must be all equal
-    const uint64_t top = acc.addr & upper;
-    if (top != 0 && top != upper) {
-      out.fault = fs_fault(FaultReason::sm_fs_non_canonical, 0, acc);
-      return out;
-    }
+  if (non_canonical(acc.addr, c.levels)) { // iommu.h:56-57
+    out.fault = fs_fault(FaultReason::sm_fs_non_canonical, 0, acc);
+    return out;
   }
   SsConfig ssc;
   if (ss) {
     ssc = *ss;
     ssc.scalable = true; // PGTT exists only in scalable mode
   }
-  uint64_t table = c.fsptptr & kAddr;
+  uint64_t table = table_address(c.fsptptr);
   bool w = true, x = true;
-  const bool sup_wp_ignored = acc.priv && !c.wpe;
   for (int level = c.levels; level >= 1; --level) {
-    const uint64_t egpa = table + 8ull * pt_index(acc.addr, unsigned(level));
+    const uint64_t egpa = entry_address(table, acc.addr, level);
     uint64_t epa = egpa;
     bool table_writable = true;
     if (ss) {
       const SsOut so = ss_walk(mem, ssc, egpa, false, out.entries_read);
       if (so.fail != SsFail::none) {
-        FaultReason r = ss_code(so.fail, true);
-        if (so.fail == SsFail::beyond) r = FaultReason::sm_nested_fs_beyond_mgaw;
-        if (so.fail == SsFail::no_read)
-          r = level == c.levels ? FaultReason::sm_nested_fs_pml4_read
-                                : FaultReason::sm_nested_fs_read;
-        Fault f = ss_fault(r, so, acc, egpa);
+        Fault f = ss_fault(nested_fetch_code(so.fail, level, c.levels), so, acc, egpa);
         f.on_fs_walk = true;
         f.fs_level = level;
         out.fault = f;
@@ -321,16 +191,16 @@ Walk fs_walk(const Memory& mem, const FsConfig& c, const SsConfig* ss, const Acc
       return out;
     }
     const uint64_t e = *got;
-    if (!(e & kFsP)) {
+    if (!fs_present(e)) {
       out.fault = fs_fault(FaultReason::sm_fs_entry_not_present, level, acc);
       return out;
     }
-    if (!acc.priv && !(e & kFsUs)) {
+    if (fs_user_denied(e, acc.priv)) {
       out.fault = fs_fault(FaultReason::sm_fs_user_privilege, level, acc);
       return out;
     }
-    w = w && ((e & kFsRw) || sup_wp_ignored);
-    x = x && !(e & kFsXd);
+    w = w && fs_writable(e, acc.priv, c.wpe);
+    x = x && !fs_no_execute(e);
     if (acc.write && !w) {
       out.fault = fs_fault(FaultReason::sm_no_write, level, acc);
       return out;
@@ -344,8 +214,8 @@ Walk fs_walk(const Memory& mem, const FsConfig& c, const SsConfig* ss, const Acc
       return out;
     }
     const bool leaf = is_leaf(e, level);
-    const uint64_t flags = kFsA | (leaf && acc.write ? kFsD : 0);
-    if ((e & flags) != flags) {
+    const uint64_t flags = fs_ad_flags(e, leaf, acc.write);
+    if (fs_ad_needed(e, flags)) {
       if (!table_writable) {
         Fault f;
         f.reason = FaultReason::sm_nested_fs_write;
@@ -362,7 +232,7 @@ Walk fs_walk(const Memory& mem, const FsConfig& c, const SsConfig* ss, const Acc
     }
     if (leaf) {
       out.page_size = level_page_size(unsigned(level));
-      out.pa = leaf_base(e, level) | (acc.addr & (out.page_size - 1));
+      out.pa = leaf_output(leaf_base(e, level), acc.addr, level);
       out.read = true;
       out.write = w;
       out.exec = x && c.ere;
@@ -370,9 +240,7 @@ Walk fs_walk(const Memory& mem, const FsConfig& c, const SsConfig* ss, const Acc
         const uint64_t gpa = out.pa;
         const SsOut so = ss_walk(mem, ssc, gpa, acc.write, out.entries_read);
         if (so.fail != SsFail::none) {
-          FaultReason r = ss_code(so.fail, true);
-          if (so.fail == SsFail::beyond) r = FaultReason::sm_nested_fs_beyond_mgaw;
-          out.fault = ss_fault(r, so, acc, gpa);
+          out.fault = ss_fault(nested_output_code(so.fail), so, acc, gpa);
           return out;
         }
         out.pa = so.pa;
@@ -383,7 +251,7 @@ Walk fs_walk(const Memory& mem, const FsConfig& c, const SsConfig* ss, const Acc
       }
       return out;
     }
-    table = e & kAddr;
+    table = table_address(e);
   }
   return out;
 }
@@ -516,20 +384,17 @@ std::optional<Fault> ss_legacy_denial(const Denials& d, uint64_t gpa, const Acce
 std::optional<Fault> fs_precheck(const FsConfig& c, const Access& acc) {
   if (acc.priv && !c.sre) return fs_fault(FaultReason::sm_pasid_entry_sre_clear, 0, acc);
   if (acc.exec && !c.ere) return fs_fault(FaultReason::sm_pasid_entry_ere_clear, 0, acc);
-  const unsigned width = c.levels == 5 ? 57 : 48; // iommu.h:56-57
-  const uint64_t upper = ~0ull << (width - 1);
-  const uint64_t top = acc.addr & upper;
-  if (top != 0 && top != upper) return fs_fault(FaultReason::sm_fs_non_canonical, 0, acc);
+  if (non_canonical(acc.addr, c.levels)) return fs_fault(FaultReason::sm_fs_non_canonical, 0, acc);
   return std::nullopt;
 }
 
 // The permission fault of one first-stage entry, in fs_walk's order within a level: U/S, R/W,
 // XD.
 std::optional<Fault> fs_entry_denial(const FsConfig& c, uint64_t e, int level, const Access& acc) {
-  if (!acc.priv && !(e & kFsUs)) return fs_fault(FaultReason::sm_fs_user_privilege, level, acc);
-  if (acc.write && !(e & kFsRw) && !(acc.priv && !c.wpe))
+  if (fs_user_denied(e, acc.priv)) return fs_fault(FaultReason::sm_fs_user_privilege, level, acc);
+  if (acc.write && !fs_writable(e, acc.priv, c.wpe))
     return fs_fault(FaultReason::sm_no_write, level, acc);
-  if (acc.exec && (e & kFsXd)) return fs_fault(FaultReason::sm_no_execute, level, acc);
+  if (acc.exec && fs_no_execute(e)) return fs_fault(FaultReason::sm_no_execute, level, acc);
   return std::nullopt;
 }
 
@@ -576,11 +441,11 @@ void append_entries(Walk& w, const Walk& t) {
 Walk walk_ss_from(const Memory& mem, const SsConfig& c, uint64_t gpa, const Access& acc,
                   const std::optional<WalkFrom>& from) {
   Walk out;
-  if (c.width < 64 && (gpa >> c.width) != 0) {
+  if (beyond_width(gpa, c.width)) {
     out.fault = ss_fault_at(ss_code(SsFail::beyond, c.scalable), 0, acc, gpa);
     return out;
   }
-  uint64_t table = from ? from->table : (c.slptptr & kAddr);
+  uint64_t table = from ? from->table : table_address(c.slptptr);
   Denials den = from ? from->den : Denials{};
   std::optional<Fault> pending; // legacy: the first permission fault
   if (!c.scalable) pending = ss_legacy_denial(den, gpa, acc);
@@ -589,7 +454,7 @@ Walk walk_ss_from(const Memory& mem, const SsConfig& c, uint64_t gpa, const Acce
     return out;
   };
   for (int level = from ? from->level : c.levels; level >= 1; --level) {
-    const uint64_t epa = table + 8ull * pt_index(gpa, unsigned(level));
+    const uint64_t epa = entry_address(table, gpa, level);
     out.entries_read.push_back(epa);
     const std::optional<uint64_t> got = mem.read64(epa);
     if (!got) return stop(level == c.levels ? SsFail::access_root : SsFail::access, level);
@@ -598,7 +463,7 @@ Walk walk_ss_from(const Memory& mem, const SsConfig& c, uint64_t gpa, const Acce
     if (!(e & kSsW)) den.no_w = first_denial(den.no_w, level);
     if (!c.scalable && !pending && !(e & (acc.write ? kSsW : kSsR)))
       pending = ss_legacy_denial(den, gpa, acc);
-    if (!(e & (kSsR | kSsW))) return stop(SsFail::not_present, level); // legacy: pending is set
+    if (!ss_present(e)) return stop(SsFail::not_present, level); // legacy: pending is set
     if (ss_reserved(c, e, level)) return stop(SsFail::reserved, level);
     if (is_leaf(e, level)) {
       const uint64_t size = level_page_size(unsigned(level));
@@ -614,7 +479,7 @@ Walk walk_ss_from(const Memory& mem, const SsConfig& c, uint64_t gpa, const Acce
       r.ss_leaf = leaf;
       return r;
     }
-    table = e & kAddr;
+    table = table_address(e);
     out.ss_tables.push_back({level - 1, table, den});
   }
   return out; // unreachable: level 1 is always a leaf
@@ -622,7 +487,7 @@ Walk walk_ss_from(const Memory& mem, const SsConfig& c, uint64_t gpa, const Acce
 
 Walk ss_leaf_result(const SsConfig& c, const SsLeaf& leaf, uint64_t gpa, const Access& acc) {
   Walk out;
-  if (c.width < 64 && (gpa >> c.width) != 0) {
+  if (beyond_width(gpa, c.width)) {
     out.fault = ss_fault_at(ss_code(SsFail::beyond, c.scalable), 0, acc, gpa);
     return out;
   }
@@ -635,7 +500,7 @@ Walk ss_leaf_result(const SsConfig& c, const SsLeaf& leaf, uint64_t gpa, const A
     return out;
   }
   out.page_size = leaf.size;
-  out.pa = leaf_base(leaf.entry, leaf.level) | (gpa & (leaf.size - 1));
+  out.pa = leaf_output(leaf_base(leaf.entry, leaf.level), gpa, leaf.level);
   out.read = leaf.den.no_r == 0;
   out.write = leaf.den.no_w == 0;
   out.exec = out.read; // no second-stage X position: exec is a read
@@ -661,7 +526,7 @@ void walk_fs_from(const Memory& mem, const FsConfig& c, const SsTranslate* ss, c
   };
   Path start;
   start.level = from ? from->level : c.levels;
-  start.table = from ? from->table : (c.fsptptr & kAddr);
+  start.table = from ? from->table : table_address(c.fsptptr);
   start.den = from ? from->den : Denials{};
   start.pending = fs_denial(c, start.den, acc);
   std::vector<Path> todo;
@@ -674,7 +539,7 @@ void walk_fs_from(const Memory& mem, const FsConfig& c, const SsTranslate* ss, c
     Path p = std::move(todo.back());
     todo.pop_back();
     const int level = p.level;
-    const uint64_t egpa = p.table + 8ull * pt_index(acc.addr, unsigned(level));
+    const uint64_t egpa = entry_address(p.table, acc.addr, level);
     if (ss && !p.epa) {
       // Nested: the entry's GPA through the second stage, as a read (fs_walk); each
       // candidate is a branch.
@@ -714,7 +579,7 @@ void walk_fs_from(const Memory& mem, const FsConfig& c, const SsTranslate* ss, c
       continue;
     }
     const uint64_t e = *got;
-    if (!(e & kFsP)) {
+    if (!fs_present(e)) {
       finish(p, fs_fault(FaultReason::sm_fs_entry_not_present, level, acc));
       continue;
     }
@@ -734,8 +599,8 @@ void walk_fs_from(const Memory& mem, const FsConfig& c, const SsTranslate* ss, c
     }
     const bool leaf = is_leaf(e, level);
     if (!p.pending) {
-      const uint64_t flags = kFsA | (leaf && acc.write ? kFsD : 0);
-      if ((e & flags) != flags && p.table_writable) p.w.ad_updates.push_back({epa, e | flags});
+      const uint64_t flags = fs_ad_flags(e, leaf, acc.write);
+      if (fs_ad_needed(e, flags) && p.table_writable) p.w.ad_updates.push_back({epa, e | flags});
     }
     if (leaf) {
       const uint64_t size = level_page_size(unsigned(level));
@@ -760,7 +625,7 @@ void walk_fs_from(const Memory& mem, const FsConfig& c, const SsTranslate* ss, c
       out.push_back(std::move(r));
       continue;
     }
-    const uint64_t next = e & kAddr;
+    const uint64_t next = table_address(e);
     p.w.fs_tables.push_back({level - 1, next, p.den});
     p.level = level - 1;
     p.table = next;
@@ -784,7 +649,7 @@ Walk fs_leaf_result(const FsConfig& c, const FsLeaf& leaf, const Access& acc) {
     return out;
   }
   out.page_size = leaf.size;
-  out.pa = leaf_base(leaf.entry, leaf.level) | (acc.addr & (leaf.size - 1));
+  out.pa = leaf_output(leaf_base(leaf.entry, leaf.level), acc.addr, leaf.level);
   out.read = true;
   out.write = leaf.den.no_w == 0 || (acc.priv && !c.wpe);
   out.exec = leaf.den.xd == 0 && c.ere;
