@@ -12,7 +12,9 @@
 #include "vtd/clauses.h"
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
@@ -20,6 +22,7 @@
 #include <fmt/format.h>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unistd.h>
 
@@ -358,7 +361,39 @@ struct ProveOptions {
   unsigned timeout_ms = 20000;
   std::string emit_dir, boundaries_dir;
   bool list = false;
+  unsigned jobs = std::max(1u, std::thread::hardware_concurrency());
 };
+
+// The properties' results in their order, computed `jobs` at a time: each property builds
+// its own z3::context, and Z3 contexts are independent, so properties run in parallel
+// threads. `each` sees every result in order as soon as it and those before it are known.
+void run_properties(const std::vector<solvers::Property>& props, const solvers::Options& so,
+                    unsigned jobs, const std::function<void(const solvers::Result&)>& each) {
+  std::vector<std::optional<solvers::Result>> done(props.size());
+  std::mutex mu;
+  std::condition_variable cv;
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i; (i = next++) < props.size();) {
+      auto r = props[i].run(so);
+      std::lock_guard lock(mu);
+      done[i] = std::move(r);
+      cv.notify_all();
+    }
+  };
+  std::vector<std::thread> pool;
+  for (unsigned t = 0; t < std::min<size_t>(jobs, props.size()); ++t)
+    pool.emplace_back(work);
+  for (size_t i = 0; i < props.size(); ++i) {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return done[i].has_value(); });
+    const solvers::Result r = *done[i];
+    lock.unlock();
+    each(r);
+  }
+  for (auto& t : pool)
+    t.join();
+}
 
 std::vector<solvers::Property> chosen_properties(const ProveOptions& o) {
   if (o.properties.empty() && o.encoder == "model") return solvers::all_properties();
@@ -436,14 +471,15 @@ int run_prove(const ProveOptions& o) {
   int code = kExitOk;
   size_t counts[3] = {0, 0, 0};
   double total = 0;
-  for (const auto& p : props) {
-    const auto r = p.run(so);
+  const auto t0 = std::chrono::steady_clock::now();
+  run_properties(props, so, o.jobs, [&](const solvers::Result& r) {
     print_result(r);
+    std::fflush(stdout);
     total += r.seconds;
     ++counts[size_t(r.verdict)];
     if (r.verdict == solvers::Verdict::counterexample) code = std::max(code, kExitDeviation);
     if (r.verdict == solvers::Verdict::unknown) code = kExitUsage;
-    if (o.emit_dir.empty()) continue;
+    if (o.emit_dir.empty()) return;
     // An encoder's counterexample reproduces on the model (it objects to the fresh pin); a
     // decoder's passes there and fails a target that decodes the same wrong way.
     for (const auto& f : r.files) {
@@ -451,9 +487,12 @@ int run_prove(const ProveOptions& o) {
       const std::string m = write_and_replay(o.emit_dir, f, passed);
       std::printf("    %s%s\n", m.c_str(), passed ? " (a target with this mistake fails it)" : "");
     }
-  }
-  std::printf("total %.2fs: %zu proved, %zu counterexample(s), %zu unknown\n", total, counts[0],
-              counts[1], counts[2]);
+  });
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("total %.2fs (%.2fs of proving on %u thread(s)): %zu proved, %zu "
+              "counterexample(s), %zu unknown\n",
+              wall, total, std::min<unsigned>(o.jobs, unsigned(props.size())), counts[0], counts[1],
+              counts[2]);
   return code;
 }
 
@@ -684,6 +723,10 @@ int main(int argc, char** argv) {
                   "Write the boundary scenarios of every invalidation encoding here (each must "
                   "pass on the model) instead of proving");
   prv->add_flag("--list", popts.list, "List the properties and their encoders");
+  prv->add_option("--jobs,-j", popts.jobs,
+                  "Properties proved at a time (each in its own Z3 context; default: the "
+                  "cores here)")
+      ->check(CLI::Range(1, 64));
 
   // fuzz
   auto* fz = app.add_subcommand(
