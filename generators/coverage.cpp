@@ -11,8 +11,14 @@ namespace iommuspec::generators {
 namespace {
 std::string quoted(const std::string& s) {
   std::string q = "\"";
-  for (char c : s)
-    q += c == '"' ? std::string("\\\"") : std::string(1, c);
+  for (char c : s) {
+    if (c == '\n') {
+      q += "\\n";
+      continue;
+    }
+    if (c == '"' || c == '\\') q += '\\';
+    q += c;
+  }
   return q + "\"";
 }
 } // namespace

@@ -5,7 +5,7 @@
 // "ioas_map:EINVAL"). The abstraction reads the step and the model's allowed outcome only,
 // so it is the same whatever target ran the trace.
 //
-// The graph is compared with the graph reachable under small bounds (coverage_reachable in
+// The graph is compared with the graph reachable under small bounds (`reachable` in
 // conformance/fuzz/fuzz.h), and written as DOT: reachable transitions the runs did not
 // exercise are drawn dashed.
 #pragma once

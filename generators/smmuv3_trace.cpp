@@ -1,12 +1,13 @@
 // SMMUv3 traces (conformance/suites/smmuv3/README.md): stage-1 streams over two translation
 // tables, with stage-2 and nested streams when the target has them. The world is small on
-// purpose: two tables, three streams, two ASIDs, a handful of IOVAs and pages, so that
-// streams share tables and ASIDs, IOVAs alias the same page, and a remap with no (or the
-// wrong) invalidation leaves a stale entry the model must allow and nothing else.
+// purpose: two tables, three streams, an ASID per table, two VMIDs, a handful of IOVAs and
+// pages, so that streams share tables and address spaces, IOVAs alias the same page, and a
+// remap with no (or the wrong) invalidation leaves a stale entry the model must allow and
+// nothing else.
 //
 // Adversarial configurations (issue 6 "aliasing, tables inside stage-2 holes, loops"):
-// - aliasing: two streams on one table, a stream moved to the other table under its ASID,
-//   two IOVAs on one page, invalidations naming another stream's ASID;
+// - aliasing: two streams on one table (one address space when their VMIDs agree), two IOVAs
+//   on one page, invalidations naming another table's ASID;
 // - loops: a raw table descriptor pointing back at a table's own root, or at the other
 //   table's root (the walk then reads a table as the next level);
 // - holes: a nested stream whose stage-1 tables or CD lie in IPA space stage 2 does not map
@@ -20,7 +21,6 @@
 // written only in traces with a single stream.
 #include "trace_areas.h"
 
-#include <array>
 #include <map>
 
 namespace iommuspec::generators {
@@ -75,8 +75,8 @@ public:
     sc.headers.push_back({"features", features, {}});
     // Both stage-1 roots first: their addresses are then known (kRootT1, kRootT2).
     for (const char* t : {"T1", "T2"})
-      add(sc,
-          make_step("table", {ref("", t), num("stage", 1), ref("granule", "4k"), num("ia", 48)}));
+      append(sc, make_step("table",
+                           {ref("", t), num("stage", 1), ref("granule", "4k"), num("ia", 48)}));
     if (stage2_) begin_stage2(sc, p);
   }
 
@@ -122,21 +122,12 @@ private:
     return t;
   }
 
-  static void add(scenario::Scenario& sc, scenario::Step st) {
-    // A bare name after the op (`table T`, `map T`) is the step's subject.
-    if (!st.args.empty() && st.args.front().key.empty()) {
-      st.subject = std::get<scenario::Ref>(st.args.front().value.v).name;
-      st.args.erase(st.args.begin());
-    }
-    sc.steps.push_back(std::move(st));
-  }
-
   // Stage 2: table S (IHI 0070 3.4: stage-2 input is the IPA), the IPAs stage-1 outputs and
   // stage-2-only streams use, and for nested streams the IPA ranges of the stage-1 tables
   // and of each stream's CD page (identity, suites/smmuv3/README.md nested layout).
   void begin_stage2(scenario::Scenario& sc, Picker& p) {
-    add(sc, make_step("table", {ref("", "S"), num("stage", 2), ref("granule", "4k"), num("ia", 40),
-                                num("sl0", 1)}));
+    append(sc, make_step("table", {ref("", "S"), num("stage", 2), ref("granule", "4k"),
+                                   num("ia", 40), num("sl0", 1)}));
     for (size_t i = 0; i < kIpas.size(); ++i)
       map_s2(sc, kIpas[i], kPages[i],
              p.coin() ? std::vector<std::string>{"r", "w"} : std::vector<std::string>{"r"});
@@ -144,17 +135,17 @@ private:
     // A hole is left for the stage-1 tables one time in four: every walk then faults at
     // stage 2 with CLASS=TT (IHI 0070 7.3.12), never reaches memory through stage 1.
     if (!p.one_in(4)) map_s2(sc, kNestedTableIpa, kNestedTablePa, {"r"}, 0x200000);
-    add(sc, make_step("table", {ref("", "N"), num("stage", 1), ref("granule", "4k"), num("ia", 48),
-                                num("at", kNestedTableIpa), num("phys", kNestedTablePa)}));
+    append(sc,
+           make_step("table", {ref("", "N"), num("stage", 1), ref("granule", "4k"), num("ia", 48),
+                               num("at", kNestedTableIpa), num("phys", kNestedTablePa)}));
     for (uint32_t sid : sids())
       if (!p.one_in(4)) map_s2(sc, kCdTable + sid * 0x1000, kCdTable + sid * 0x1000, {"r"});
   }
 
   void map_s2(scenario::Scenario& sc, uint64_t ipa, uint64_t pa,
               const std::vector<std::string>& perm, uint64_t size = 0x1000) {
-    add(sc, make_step("map", {ref("", "S"), num("iova", ipa), num("pa", pa), num("size", size),
-                              flags("perm", perm)}));
-    s2_mapped_[ipa] = size;
+    append(sc, make_step("map", {ref("", "S"), num("iova", ipa), num("pa", pa), num("size", size),
+                                 flags("perm", perm)}));
   }
 
   // A stream's CD (stage-1 table, ASID) and STE.
@@ -170,15 +161,16 @@ private:
       s.table =
           s.config == Stream::Config::nested ? "N" : p.one_of(std::vector<std::string>{"T1", "T2"});
       s.asid = asid_of(s.table);
-      add(sc, make_step("cd", {num("sid", sid), ref("tt", s.table), num("asid", s.asid)}));
+      append(sc, make_step("cd", {num("sid", sid), ref("tt", s.table), num("asid", s.asid)}));
     }
     write_ste(sc, sid, s);
     // Usually made visible at once (the STE was V=0 and may be cached so, IHI 0070 3.21.3);
     // sometimes left to a later invalidation or to none.
     if (!p.one_in(4))
-      add(sc, make_step("cmdq",
-                        {records("cmds", {{ref("op", "cfgi_ste"), num("sid", sid), num("leaf", 1)},
-                                          {ref("op", "sync")}})}));
+      append(sc,
+             make_step("cmdq",
+                       {records("cmds", {{ref("op", "cfgi_ste"), num("sid", sid), num("leaf", 1)},
+                                         {ref("op", "sync")}})}));
   }
 
   void write_ste(scenario::Scenario& sc, uint32_t sid, const Stream& s) {
@@ -205,7 +197,7 @@ private:
       args.insert(args.end(), {ref("config", "s1"), num("v", 0)});
       break;
     }
-    add(sc, make_step("ste", args));
+    append(sc, make_step("ste", args));
   }
 
   // A stream changes configuration: another table or ASID in its CD, abort, bypass, V=0.
@@ -217,7 +209,7 @@ private:
       if (s.config == Stream::Config::s1) {
         s.table = p.one_of(std::vector<std::string>{"T1", "T2"});
         s.asid = asid_of(s.table);
-        add(sc, make_step("cd", {num("sid", sid), ref("tt", s.table), num("asid", s.asid)}));
+        append(sc, make_step("cd", {num("sid", sid), ref("tt", s.table), num("asid", s.asid)}));
         return;
       }
       [[fallthrough]];
@@ -244,7 +236,7 @@ private:
     // them: the low pages of that table are left alone.
     if (is_low(l.iova) && frozen_.count(t)) return dma(sc, p);
     if (leaves_of(t).count(l.iova)) return remap(sc, p, t, l);
-    add(sc, map_step(t, l, p));
+    append(sc, map_step(t, l, p));
     leaves_of(t)[l.iova] = l.size;
     ever_mapped_[t].insert(l.iova);
   }
@@ -263,9 +255,9 @@ private:
   // The break-before-make a driver does (unmap, then map elsewhere), with or without the
   // invalidation between: the old translation may stay until an invalidation covers it.
   void remap(scenario::Scenario& sc, Picker& p, const std::string& t, const Leaf& l) {
-    add(sc, make_step("unmap", {ref("", t), num("iova", l.iova), num("size", l.size)}));
+    append(sc, make_step("unmap", {ref("", t), num("iova", l.iova), num("size", l.size)}));
     if (p.coin()) invalidate(sc, p);
-    add(sc, map_step(t, l, p));
+    append(sc, map_step(t, l, p));
   }
 
   // What a driver does to change a mapping a device uses (break, make, invalidate) with an
@@ -282,14 +274,14 @@ private:
     const Leaf l = p.one_of(leaves());
     if (is_low(l.iova) && frozen_.count(s.table)) return dma(sc, p);
     if (!leaves_of(s.table).count(l.iova)) {
-      add(sc, map_step(s.table, l, p));
+      append(sc, map_step(s.table, l, p));
       leaves_of(s.table)[l.iova] = l.size;
       ever_mapped_[s.table].insert(l.iova);
     }
     const std::vector<Arg> access = {num("sid", sid), num("iova", l.iova)};
-    add(sc, make_step("dma", access));
-    add(sc, make_step("unmap", {ref("", s.table), num("iova", l.iova), num("size", l.size)}));
-    add(sc, map_step(s.table, l, p));
+    append(sc, make_step("dma", access));
+    append(sc, make_step("unmap", {ref("", s.table), num("iova", l.iova), num("size", l.size)}));
+    append(sc, map_step(s.table, l, p));
     std::vector<Arg> cmd;
     switch (p.pick(4)) {
     case 0:
@@ -307,9 +299,9 @@ private:
     }
     if (!cmd.empty()) {
       if (stage2_) cmd.push_back(num("vmid", s.vmid));
-      add(sc, make_step("cmdq", {records("cmds", {cmd, {ref("op", "sync")}})}));
+      append(sc, make_step("cmdq", {records("cmds", {cmd, {ref("op", "sync")}})}));
     }
-    add(sc, make_step("dma", access));
+    append(sc, make_step("dma", access));
   }
 
   void unmap(scenario::Scenario& sc, Picker& p) {
@@ -318,7 +310,7 @@ private:
     if (m.empty()) return map(sc, p);
     auto it = std::next(m.begin(), long(p.pick(m.size())));
     if (is_low(it->first) && frozen_.count(t)) return dma(sc, p);
-    add(sc, make_step("unmap", {ref("", t), num("iova", it->first), num("size", it->second)}));
+    append(sc, make_step("unmap", {ref("", t), num("iova", it->first), num("size", it->second)}));
     m.erase(it);
   }
 
@@ -342,8 +334,8 @@ private:
       values.push_back(kPages[2] | 0x703); // page, AF=1, Inner Shareable
     }
     const uint64_t value = p.one_of(values);
-    add(sc, make_step("desc",
-                      {ref("", t), num("iova", iova), num("level", level), num("value", value)}));
+    append(sc, make_step("desc", {ref("", t), num("iova", iova), num("level", level),
+                                  num("value", value)}));
     if (level == 2)
       frozen_.insert(t);
     else if (value == 0)
@@ -407,8 +399,8 @@ private:
       bad = bad || std::get<scenario::Ref>(cmds.back().front().value.v).name == "raw";
     }
     if (opt_.small || !p.one_in(4)) cmds.push_back({ref("op", "sync")});
-    add(sc, make_step("cmdq", {records("cmds", cmds)}));
-    if (bad && !p.one_in(4)) add(sc, make_step("resume", {}));
+    append(sc, make_step("cmdq", {records("cmds", cmds)}));
+    if (bad && !p.one_in(4)) append(sc, make_step("resume", {}));
   }
 
   void dma(scenario::Scenario& sc, Picker& p) {
@@ -426,10 +418,10 @@ private:
     }
     uint64_t iova = p.one_of(iovas);
     std::vector<Arg> args = {num("sid", sid), num("iova", iova)};
-    if (opt_.small) return add(sc, make_step("dma", args));
+    if (opt_.small) return append(sc, make_step("dma", args));
     args.back() = num("iova", iova + p.one_of(std::vector<uint64_t>{0, 0x8, 0xff8}));
     if (p.one_in(3)) args.push_back(num("write", 1));
-    add(sc, make_step("dma", args));
+    append(sc, make_step("dma", args));
   }
 
   TraceOptions opt_;
@@ -437,7 +429,6 @@ private:
   std::map<uint32_t, Stream> streams_;
   std::map<std::string, std::map<uint64_t, uint64_t>> mapped_; // table -> iova -> size
   std::map<std::string, std::set<uint64_t>> ever_mapped_;      // tables below exist
-  std::map<uint64_t, uint64_t> s2_mapped_;
   std::set<std::string> frozen_; // tables whose low level-2 entry was written raw
 };
 

@@ -93,6 +93,14 @@ scenario::Step make_step(const std::string& op, const std::vector<scenario::Arg>
   return s;
 }
 
+void append(scenario::Scenario& sc, scenario::Step st) {
+  if (!st.args.empty() && st.args.front().key.empty()) {
+    st.subject = std::get<scenario::Ref>(st.args.front().value.v).name;
+    st.args.erase(st.args.begin());
+  }
+  sc.steps.push_back(std::move(st));
+}
+
 scenario::Arg num(const std::string& key, uint64_t v) {
   return {key, scenario::Value{scenario::Number{v}}, {}};
 }

@@ -95,6 +95,9 @@ void renumber(scenario::Scenario& sc);
 void fit_headers(scenario::Scenario& sc);
 // A step `op k=v ...` from text args (values in the scenario syntax), for generators.
 scenario::Step make_step(const std::string& op, const std::vector<scenario::Arg>& args);
+// Append a step; a first argument with an empty key (ref("", "T")) is its subject, the
+// bare name after the op (`map T iova=...`).
+void append(scenario::Scenario& sc, scenario::Step st);
 scenario::Arg num(const std::string& key, uint64_t v);
 scenario::Arg ref(const std::string& key, const std::string& name);
 scenario::Arg flags(const std::string& key, const std::vector<std::string>& names);

@@ -53,8 +53,8 @@ public:
     sc.headers.push_back({"features", features, {}});
     sc.headers.push_back({"mode", {mode_ == Mode::legacy ? "legacy" : "scalable"}, {}});
     for (const char* t : {"T1", "T2"})
-      add(sc, make_step("table", {ref("", t), num("stage", mode_ == Mode::first_stage ? 1 : 2),
-                                  num("levels", 4)}));
+      append(sc, make_step("table", {ref("", t), num("stage", mode_ == Mode::first_stage ? 1 : 2),
+                                     num("levels", 4)}));
   }
 
   void action(scenario::Scenario& sc, Picker& p) override {
@@ -95,14 +95,6 @@ private:
     return opt_.small ? std::vector<uint64_t>{0x10, 0x18} : std::vector<uint64_t>{0x10, 0x18, 0x20};
   }
 
-  static void add(scenario::Scenario& sc, scenario::Step st) {
-    if (!st.args.empty() && st.args.front().key.empty()) {
-      st.subject = std::get<scenario::Ref>(st.args.front().value.v).name;
-      st.args.erase(st.args.begin());
-    }
-    sc.steps.push_back(std::move(st));
-  }
-
   // Legacy: the context entry (P=1, SLPTPTR, DID). Scalable: the context entry and the
   // RID_PASID entry (PGTT second or first stage). VT-d 6.5.2.1/6.5.2.2: an entry that was
   // not present may be cached when CAP.CM=1, so the context-cache / PASID-cache
@@ -118,13 +110,14 @@ private:
     r.did = (sid - 0x10) / 8 + 1;
     r.translates = true;
     if (mode_ == Mode::legacy) {
-      add(sc, make_step("context", {num("sid", sid), num("did", r.did), ref("tt", "translated"),
-                                    ref("ss", r.table)}));
+      append(sc, make_step("context", {num("sid", sid), num("did", r.did), ref("tt", "translated"),
+                                       ref("ss", r.table)}));
     } else {
-      if (!r.written) add(sc, make_step("context", {num("sid", sid)}));
+      if (!r.written) append(sc, make_step("context", {num("sid", sid)}));
       const bool fs = mode_ == Mode::first_stage;
-      add(sc, make_step("pasid", {num("sid", sid), num("pasid", 0), ref("pgtt", fs ? "fs" : "ss"),
-                                  num("did", r.did), ref(fs ? "fs" : "ss", r.table)}));
+      append(sc,
+             make_step("pasid", {num("sid", sid), num("pasid", 0), ref("pgtt", fs ? "fs" : "ss"),
+                                 num("did", r.did), ref(fs ? "fs" : "ss", r.table)}));
     }
     r.written = true;
     if (p.one_in(4)) return;
@@ -137,7 +130,7 @@ private:
           {ref("op", "pasid_cache"), ref("g", "pasid"), num("did", r.did), num("pasid", 0)});
     descs.push_back(domain_flush(r.did));
     descs.push_back({ref("op", "wait")});
-    add(sc, make_step("invq", {records("descs", descs)}));
+    append(sc, make_step("invq", {records("descs", descs)}));
   }
 
   std::vector<Arg> domain_flush(uint64_t did) const {
@@ -161,13 +154,14 @@ private:
     if (!r.written) return install(sc, p);
     r.translates = false;
     if (mode_ == Mode::legacy)
-      add(sc, make_step("context", {num("sid", sid), num("did", r.did), ref("tt", "translated"),
-                                    ref("ss", r.table), num("present", 0)}));
+      append(sc, make_step("context", {num("sid", sid), num("did", r.did), ref("tt", "translated"),
+                                       ref("ss", r.table), num("present", 0)}));
     else
-      add(sc, make_step("pasid",
-                        {num("sid", sid), num("pasid", 0),
-                         ref("pgtt", mode_ == Mode::first_stage ? "fs" : "ss"), num("did", r.did),
-                         ref(mode_ == Mode::first_stage ? "fs" : "ss", r.table), num("p", 0)}));
+      append(sc,
+             make_step("pasid",
+                       {num("sid", sid), num("pasid", 0),
+                        ref("pgtt", mode_ == Mode::first_stage ? "fs" : "ss"), num("did", r.did),
+                        ref(mode_ == Mode::first_stage ? "fs" : "ss", r.table), num("p", 0)}));
   }
 
   std::map<uint64_t, uint64_t>& leaves_of(const std::string& t) { return mapped_[t]; }
@@ -185,10 +179,10 @@ private:
     const Leaf l = p.one_of(leaves());
     if (is_low(l.iova) && frozen_.count(t)) return dma(sc, p);
     if (leaves_of(t).count(l.iova)) {
-      add(sc, make_step("unmap", {ref("", t), num("iova", l.iova), num("size", l.size)}));
+      append(sc, make_step("unmap", {ref("", t), num("iova", l.iova), num("size", l.size)}));
       if (p.coin()) invalidate(sc, p);
     }
-    add(sc, map_step(t, l, p));
+    append(sc, map_step(t, l, p));
     leaves_of(t)[l.iova] = l.size;
     ever_mapped_[t].insert(l.iova);
   }
@@ -199,7 +193,7 @@ private:
     if (m.empty()) return map(sc, p);
     auto it = std::next(m.begin(), long(p.pick(m.size())));
     if (is_low(it->first) && frozen_.count(t)) return dma(sc, p);
-    add(sc, make_step("unmap", {ref("", t), num("iova", it->first), num("size", it->second)}));
+    append(sc, make_step("unmap", {ref("", t), num("iova", it->first), num("size", it->second)}));
     m.erase(it);
   }
 
@@ -224,8 +218,8 @@ private:
       values.push_back(kPages[2] | table_bits); // a leaf to another page, written raw
     }
     const uint64_t value = p.one_of(values);
-    add(sc, make_step("desc",
-                      {ref("", t), num("iova", iova), num("level", level), num("value", value)}));
+    append(sc, make_step("desc", {ref("", t), num("iova", iova), num("level", level),
+                                  num("value", value)}));
     if (level == 2)
       frozen_.insert(t);
     else if (value == 0)
@@ -274,8 +268,8 @@ private:
       bad = bad || std::get<scenario::Ref>(descs.back().front().value.v).name == "raw";
     }
     if (opt_.small || !p.one_in(4)) descs.push_back({ref("op", "wait")});
-    add(sc, make_step("invq", {records("descs", descs)}));
-    if (bad && !p.one_in(4)) add(sc, make_step("resume", {}));
+    append(sc, make_step("invq", {records("descs", descs)}));
+    if (bad && !p.one_in(4)) append(sc, make_step("resume", {}));
   }
 
   // Break, make, invalidate (the requester's own page or domain, another DID, or nothing),
@@ -290,14 +284,14 @@ private:
     const Leaf l = p.one_of(leaves());
     if (is_low(l.iova) && frozen_.count(r.table)) return dma(sc, p);
     if (!leaves_of(r.table).count(l.iova)) {
-      add(sc, map_step(r.table, l, p));
+      append(sc, map_step(r.table, l, p));
       leaves_of(r.table)[l.iova] = l.size;
       ever_mapped_[r.table].insert(l.iova);
     }
     const std::vector<Arg> access = {num("sid", sid), num("iova", l.iova)};
-    add(sc, make_step("dma", access));
-    add(sc, make_step("unmap", {ref("", r.table), num("iova", l.iova), num("size", l.size)}));
-    add(sc, map_step(r.table, l, p));
+    append(sc, make_step("dma", access));
+    append(sc, make_step("unmap", {ref("", r.table), num("iova", l.iova), num("size", l.size)}));
+    append(sc, map_step(r.table, l, p));
     std::vector<Arg> d;
     switch (p.pick(4)) {
     case 0:
@@ -312,8 +306,8 @@ private:
     default:
       break;
     }
-    if (!d.empty()) add(sc, make_step("invq", {records("descs", {d, {ref("op", "wait")}})}));
-    add(sc, make_step("dma", access));
+    if (!d.empty()) append(sc, make_step("invq", {records("descs", {d, {ref("op", "wait")}})}));
+    append(sc, make_step("dma", access));
   }
 
   void dma(scenario::Scenario& sc, Picker& p) {
@@ -323,11 +317,11 @@ private:
       iovas.push_back(l.iova);
     iovas.push_back(0x13000); // never mapped
     std::vector<Arg> args = {num("sid", sid), num("iova", p.one_of(iovas))};
-    if (opt_.small) return add(sc, make_step("dma", args));
+    if (opt_.small) return append(sc, make_step("dma", args));
     args.back() = num("iova", std::get<scenario::Number>(args.back().value.v).v +
                                   p.one_of(std::vector<uint64_t>{0, 0x8, 0xff8}));
     if (p.one_in(3)) args.push_back(num("write", 1));
-    add(sc, make_step("dma", args));
+    append(sc, make_step("dma", args));
   }
 
   TraceOptions opt_;

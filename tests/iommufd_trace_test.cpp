@@ -242,7 +242,10 @@ Found fuzz_wrong(const std::string& name, const std::function<std::unique_ptr<Ta
   o.out_dir = dir.string();
   const auto rep = conformance::fuzz::fuzz(o, make);
   Found f;
-  if (rep.failures.empty()) return f;
+  if (rep.failures.empty()) {
+    std::filesystem::remove_all(dir);
+    return f;
+  }
   f.failure = rep.failures.front();
   std::vector<scenario::Diagnostic> d;
   f.shrunk = scenario::parse_file(f.failure.file, d);
@@ -260,6 +263,7 @@ void expect_found_and_shrunk(const Found& f, const std::string& op, Target& wron
   EXPECT_EQ(lint_text(f.shrunk), "");
   const auto bad = conformance::run_scenario(f.shrunk, wrong, Profile::linux_latest);
   EXPECT_EQ(bad.verdict, "fail") << scenario::print(f.shrunk);
+  EXPECT_EQ(conformance::fuzz::signature(bad), f.failure.signature);
   EXPECT_EQ(on_model(f.shrunk, Profile::linux_latest).verdict, "pass") << scenario::print(f.shrunk);
 }
 

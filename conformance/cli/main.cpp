@@ -508,6 +508,9 @@ struct FuzzCli {
 };
 
 int run_fuzz(const FuzzCli& c) {
+  const auto& areas = generators::trace_areas();
+  if (!c.area.empty() && std::find(areas.begin(), areas.end(), c.area) == areas.end())
+    throw UsageError(fmt::format("unknown area '{}' (areas: {})", c.area, fmt::join(areas, ", ")));
   const auto spec = make_target_spec(c.target, parse_profile(c.profile), c.topts);
   auto probe = spec.make();
   const auto info = probe->info();
@@ -524,9 +527,6 @@ int run_fuzz(const FuzzCli& c) {
         o.trace.area = a;
         break;
       }
-  const auto& areas = generators::trace_areas();
-  if (!c.area.empty() && std::find(areas.begin(), areas.end(), c.area) == areas.end())
-    throw UsageError(fmt::format("unknown area '{}' (areas: {})", c.area, fmt::join(areas, ", ")));
   if (o.trace.area.empty() || !generators::area_supported(o.trace.area, info.features))
     throw UsageError(fmt::format("target {} has no area iommuspec can generate traces for{} "
                                  "(areas: {}; the target's features: {})",
@@ -558,6 +558,11 @@ int run_fuzz(const FuzzCli& c) {
       std::fprintf(stderr, "[%llu/%llu] fuzz %s %s failures %zu\n", (unsigned long long)done,
                    (unsigned long long)total, spec.name.c_str(), o.trace.area.c_str(), failures);
   };
+  o.on_shrink = [&](uint64_t run, const std::string& sig) {
+    if (c.quiet) return;
+    std::fprintf(stderr, "%sshrinking the failure of run %llu against %s: %s\n",
+                 tty ? "\r\033[K" : "", (unsigned long long)run, spec.name.c_str(), sig.c_str());
+  };
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
   const auto r = conformance::fuzz::fuzz(o, make);
@@ -569,13 +574,22 @@ int run_fuzz(const FuzzCli& c) {
               r.run_seconds > 0 ? double(r.runs) / r.run_seconds * 60 : 0.0,
               (unsigned long long)r.pass, (unsigned long long)r.fail, (unsigned long long)r.error,
               (unsigned long long)r.unsupported);
-  for (const auto& f : r.failures)
-    std::printf("  %s run %llu: %s\n    %zu steps shrunk to %zu in %.1fs (%zu replays%s), "
-                "%zu more like it\n    %s\n",
-                f.verdict == "fail" ? "FAIL" : "ERROR", (unsigned long long)f.run,
-                f.signature.c_str(), f.original_steps, f.shrunk_steps, f.shrink_seconds, f.replays,
-                f.verdict == "fail" && !f.shrink_complete ? ", cut by the time limit" : "",
-                f.repeats, f.file.c_str());
+  bool failed = false, erred = !r.aborted.empty();
+  for (const auto& f : r.failures) {
+    const bool fail = f.verdict == "fail";
+    failed = failed || fail;
+    erred = erred || !fail;
+    const std::string how =
+        !fail ? "not shrunk (an error)"
+        : !f.reproduced
+            ? "not shrunk: it did not fail the same way on a fresh target"
+            : fmt::format("shrunk to {} in {:.1f}s ({} replays{})", f.shrunk_steps,
+                          f.shrink_seconds, f.replays, f.shrink_complete ? "" : ", cut short");
+    std::printf("  %s run %llu: %s\n    %zu steps %s, %zu more like it\n    %s\n",
+                fail ? "FAIL" : "ERROR", (unsigned long long)f.run, f.signature.c_str(),
+                f.original_steps, how.c_str(), f.repeats, f.file.c_str());
+  }
+  if (!r.aborted.empty()) std::printf("campaign ended early: %s\n", r.aborted.c_str());
   std::printf("coverage: %zu abstract states, %zu transitions exercised", r.exercised.states(),
               r.exercised.transitions());
   if (c.coverage_depth)
@@ -584,8 +598,13 @@ int run_fuzz(const FuzzCli& c) {
                 c.coverage_depth, r.reachable.states(), r.reachable.transitions(),
                 r.exercised.common(r.reachable), r.reachable_runs, r.reachable_seconds);
   std::printf("\nwritten: %s/fuzz.json, %s/coverage.dot\n", c.out.c_str(), c.out.c_str());
-  if (stop_requested()) return kExitUsage;
-  return r.failures.empty() ? kExitOk : kExitDeviation;
+  // As for run: 1 a deviation; 2 an infrastructure error only, or an interrupted campaign
+  // (whatever it found is saved all the same).
+  if (r.interrupted) {
+    std::fprintf(stderr, "interrupted: %s/fuzz.json covers the traces that ran\n", c.out.c_str());
+    return kExitUsage;
+  }
+  return failed ? kExitDeviation : erred ? kExitUsage : kExitOk;
 }
 
 int main(int argc, char** argv) {
@@ -732,7 +751,8 @@ int main(int argc, char** argv) {
   auto* fz = app.add_subcommand(
       "fuzz", "Run generated traces on a target, judged by the model; shrink every failing trace "
               "by replaying it on the target and save it as a scenario file. Exit status: 0 no "
-              "failure, 1 failures (saved in --out), 2 usage or infrastructure error");
+              "failure, 1 failures (saved in --out), 2 usage, infrastructure errors only, or "
+              "interrupted (what was found is saved)");
   FuzzCli fo;
   fz->add_option("--target,-t", fo.target, "Target (see `iommuspec targets`)")
       ->capture_default_str();
@@ -750,7 +770,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 200));
   fz->add_flag("--small", fo.small, "Generate in the small world of the coverage bounds");
   fz->add_option("--shrink-seconds", fo.shrink_seconds, "Time limit of shrinking one failure")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   fz->add_option("--coverage-depth", fo.coverage_depth,
                  "Actions from the start for the reachable graph the coverage is compared with "
                  "(0: do not compute it)")

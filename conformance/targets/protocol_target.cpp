@@ -71,8 +71,9 @@ private:
     std::string line;
     if (!protocol::write_all(peer_.to, req)) {
       // What it said before it went away tells more than the failed write (a peer that
-      // answers anything with one line and exits races our write).
-      if (reader_.read_line(line, 100) == protocol::LineReader::Status::ok) return line;
+      // answers anything with one line and exits races our write); it is not a reply.
+      if (reader_.read_line(line, 100) == protocol::LineReader::Status::ok)
+        fail("the target went away (write failed); its last line: " + line.substr(0, 200));
       fail("the target went away (write failed)");
     }
     switch (reader_.read_line(line, peer_.timeout_ms)) {

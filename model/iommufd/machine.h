@@ -363,7 +363,10 @@ private:
   std::vector<uint32_t> free_nodes_;
   std::vector<ObjId> node_obj_;                        // node -> object (0: an fd's node)
   std::map<uint32_t, std::pair<ObjId, uint32_t>> fds_; // fd -> (object, node)
-  uint32_t next_fd_ = 3; // the lowest number a new fd may take (new_fd)
+  // The lowest number a new fd may take (new_fd). A target's process numbers its fds the
+  // same way only if it has no free number below its first object fd (the agent opens
+  // /dev/iommu first and nothing else between steps); names, not numbers, are compared.
+  uint32_t next_fd_ = 3;
   std::vector<Range> mem_;
   ObjId vfio_ioas_ = 0;
   bool rlimit_mm_ = false;

@@ -1444,7 +1444,7 @@ private:
       finish(x, s1_entry_result(x.s1, e, x.a), peer ? "SMMUV3.CACHE.shared" : "SMMUV3.CACHE.tlb");
     // A combined stage-1+2 entry ([A] "combined" TLB entries; [AA]): the old image's whole
     // translation, removed by stage-1 scoped commands and S12_VMALL only.
-    if (!x.s.s2 || old.fault || !v.s2) return;
+    if (!x.s.s2 || old.fault || !v.s2 || !same_s2_geometry(*v.s2, *x.s.s2)) return;
     const Walk t = walk_s2_from(image(i), *v.s2, old.pa, x.a, std::nullopt);
     if (!t.s2_entry) return;
     const Key kc = combined_key(x.vmid, v.asid, e, x.s1.granule, x.s.s2->granule);

@@ -18,8 +18,7 @@ namespace {
 void campaign(const std::string& name, const fuzz::TargetFactory& make, uint64_t runs) {
   fuzz::Options o;
   o.target_name = name;
-  auto probe = make();
-  o.trace.features = probe->info().features;
+  o.trace.features = make()->info().features; // and no idle QEMU kept for the campaign
   o.trace.area = name == "qemu-vtd" ? "vtd" : "smmuv3";
   o.seed = 1;
   o.runs = runs;
