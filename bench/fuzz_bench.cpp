@@ -43,6 +43,7 @@ void BM_FuzzModel(benchmark::State& state, const std::string& area) {
 }
 BENCHMARK_CAPTURE(BM_FuzzModel, smmuv3, std::string("smmuv3"))->UseRealTime()->MinTime(2.0);
 BENCHMARK_CAPTURE(BM_FuzzModel, vtd, std::string("vtd"))->UseRealTime()->MinTime(2.0);
+BENCHMARK_CAPTURE(BM_FuzzModel, iommufd, std::string("iommufd"))->UseRealTime()->MinTime(2.0);
 
 // The first failing trace of seed 1 on qemu-smmuv3 (Debian's QEMU 7.2), shrunk against QEMU.
 void BM_ShrinkQemuSmmu(benchmark::State& state) {
