@@ -497,6 +497,12 @@ std::optional<Xlate> pasid_xlate(const PasidEntry& pe, uint32_t pasid, bool fpd,
     const auto fs = fs_config(pe, cap, f.haw);
     const auto ss = ss_config(pe, cap, f.haw);
     if (!f.nested || !f.first_stage || !f.second_stage || !fs || !ss) return std::nullopt;
+    // [DS] Table 30 SPT.4.4 (5Bh): "For nested translation(PGTT=011b), The FSPTPTR field in
+    // the present scalable-mode PASID-table entry represents an address above (2^X - 1),
+    // where X is the minimum of MGAW reported in the capability register and value in the
+    // Address-Width (AW) field" (ss->width): an invalid entry, not a walk fault (74h).
+    // Clause VTD.PASID.pgtt_invalid.
+    if (ss->width < 64 && (fs->fsptptr >> ss->width) != 0) return std::nullopt;
     x.mode = Mode::nested;
     x.fs = *fs;
     x.ss = *ss;
