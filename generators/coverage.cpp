@@ -1,9 +1,11 @@
 #include "coverage.h"
 
+#include <algorithm>
 #include <array>
 #include <boost/graph/adjacency_list.hpp>
 #include <cstdlib>
 #include <fmt/format.h>
+#include <optional>
 #include <sstream>
 
 namespace iommuspec::generators {
@@ -54,17 +56,19 @@ std::vector<const std::vector<scenario::Arg>*> commands(const scenario::Step& st
   return out;
 }
 
-// SMMUv3: per stream (StreamIDs 1..3) whether its STE translates (`t`: s1, s2, nested),
-// does not (`x`: abort, bypass, V=0) or was never written (`-`), and `*` while an STE or CD
-// write of it is not yet covered by a completed CFGI (IHI 0070 3.21.3: it may be cached);
-// `d` while a table entry was removed or overwritten and no completed TLBI of everything
-// (NH_ALL, NSNH_ALL, S12_VMALL) followed; `e` while the queue is stopped by an error.
-class SmmuAbstraction final : public Abstraction {
+// The hardware areas share one shape: per unit (stream, requester; three of them) whether
+// its configuration translates (`t`), does not (`x`) or was never written (`-`), and `*`
+// while a configuration write of it is not yet covered by a completed configuration-cache
+// invalidation; `d` while a table entry was removed or overwritten and no completed
+// invalidation of everything followed; `e` while the queue is stopped by an error. An
+// area says which steps configure a unit, which ops are queue batches, and what a batch
+// completed by its fence (CMD_SYNC, wait descriptor) invalidates.
+class UnitAbstraction : public Abstraction {
 public:
   std::string state() const override {
     std::string s;
-    for (size_t i = 0; i < streams_.size(); ++i)
-      s += fmt::format("{}{}{}", i + 1, streams_[i].config, streams_[i].pending ? "*" : "");
+    for (size_t i = 0; i < units_.size(); ++i)
+      s += fmt::format("{}{}{}", i + 1, units_[i].config, units_[i].pending ? "*" : "");
     if (dirty_) s += " d";
     if (stopped_) s += " e";
     return s;
@@ -72,22 +76,19 @@ public:
 
   std::string apply(const scenario::Step& st, const std::string& allowed) override {
     const std::string cls = outcome_class(allowed);
-    if (st.op == "ste" || st.op == "cd") {
-      Stream* s = stream(number_arg(st.args, "sid", 0));
-      if (s && st.op == "ste") {
-        const std::string config = name_arg(st.args, "config");
-        const bool translates =
-            number_arg(st.args, "v", 1) != 0 && config != "abort" && config != "bypass";
-        s->config = translates ? 't' : 'x';
+    if (configures(st.op)) {
+      Unit* u = unit(number_arg(st.args, "sid", 0));
+      if (u) {
+        if (const auto t = translates(st)) u->config = *t ? 't' : 'x';
+        u->pending = true;
       }
-      if (s) s->pending = true;
       return st.op;
     }
     if (st.op == "unmap" || st.op == "desc") {
       dirty_ = true;
       return st.op;
     }
-    if (st.op == "cmdq" || st.op == "cmd" || st.op == "sync") {
+    if (queues(st.op)) {
       if (cls == "ok") complete(st);
       if (cls != "ok" && cls != "any") stopped_ = true;
       return st.op + ":" + cls;
@@ -96,121 +97,99 @@ public:
       if (cls == "ok") stopped_ = false;
       return st.op + ":" + cls;
     }
-    if (st.op == "dma" || st.op == "events") return st.op + ":" + cls;
+    if (st.op == "dma" || st.op == "events" || st.op == "faults") return st.op + ":" + cls;
     return st.op;
   }
 
-private:
-  struct Stream {
+protected:
+  struct Unit {
     char config = '-';
     bool pending = false;
   };
-  Stream* stream(uint64_t sid) { return sid >= 1 && sid <= 3 ? &streams_[sid - 1] : nullptr; }
+  virtual bool configures(const std::string& op) const = 0;
+  // Whether a configuring step makes its unit translate; nullopt: it leaves that alone.
+  virtual std::optional<bool> translates(const scenario::Step& st) const = 0;
+  virtual bool queues(const std::string& op) const = 0;
+  virtual std::string fence() const = 0;
+  // The index of a unit's identifier, or units_.size() for none.
+  virtual size_t slot(uint64_t sid) const = 0;
+  // One command of a batch its fence completed.
+  virtual void done(const std::vector<scenario::Arg>& cmd) = 0;
 
-  // A batch that completed with a CMD_SYNC in it: its CFGIs and full TLBIs took effect.
+  Unit* unit(uint64_t sid) {
+    const size_t i = slot(sid);
+    return i < units_.size() ? &units_[i] : nullptr;
+  }
+  void all_configured() {
+    for (auto& u : units_)
+      u.pending = false;
+  }
+  void configured(uint64_t sid) {
+    if (Unit* u = unit(sid)) u->pending = false;
+  }
+  void everything_invalidated() { dirty_ = false; }
+
+private:
   void complete(const scenario::Step& st) {
     const auto cmds = commands(st);
-    bool synced = false;
+    const bool fenced = std::any_of(cmds.begin(), cmds.end(),
+                                    [&](const auto* c) { return name_arg(*c, "op") == fence(); });
+    if (!fenced) return;
     for (const auto* c : cmds)
-      synced = synced || name_arg(*c, "op") == "sync";
-    if (!synced) return;
-    for (const auto* c : cmds) {
-      const std::string op = name_arg(*c, "op");
-      if (op == "cfgi_all")
-        for (auto& s : streams_)
-          s.pending = false;
-      if (op == "cfgi_ste" || op == "cfgi_cd")
-        if (Stream* s = stream(number_arg(*c, "sid", 0))) s->pending = false;
-      if (op == "tlbi_nh_all" || op == "tlbi_nsnh_all" || op == "tlbi_s12_vmall") dirty_ = false;
-    }
+      done(*c);
   }
 
-  std::array<Stream, 3> streams_{};
+  std::array<Unit, 3> units_{};
   bool dirty_ = false, stopped_ = false;
 };
 
-// VT-d, the same shape: per requester (source-ids 0x10, 0x18, 0x20) whether its context
-// entry (legacy) or RID_PASID entry (scalable) translates, `*` while a write of it is not
-// covered by a completed context-cache / PASID-cache invalidation (VT-d 6.5.2.1, 6.5.2.2);
-// `d` while a paging entry was removed or overwritten and no completed global IOTLB
-// invalidation followed; `e` while the queue is stopped (IQE).
-class VtdAbstraction final : public Abstraction {
-public:
-  std::string state() const override {
-    std::string s;
-    for (size_t i = 0; i < reqs_.size(); ++i)
-      s += fmt::format("{}{}{}", i + 1, reqs_[i].config, reqs_[i].pending ? "*" : "");
-    if (dirty_) s += " d";
-    if (stopped_) s += " e";
-    return s;
+// SMMUv3: units are StreamIDs 1..3; an STE translates unless abort, bypass or V=0; CFGI_ALL,
+// CFGI_STE and CFGI_CD (of the stream) cover configuration writes (IHI 0070 3.21.3), and
+// NH_ALL, NSNH_ALL and S12_VMALL everything cached from tables.
+class SmmuAbstraction final : public UnitAbstraction {
+  bool configures(const std::string& op) const override { return op == "ste" || op == "cd"; }
+  std::optional<bool> translates(const scenario::Step& st) const override {
+    if (st.op != "ste") return std::nullopt;
+    const std::string config = name_arg(st.args, "config");
+    return number_arg(st.args, "v", 1) != 0 && config != "abort" && config != "bypass";
   }
-
-  std::string apply(const scenario::Step& st, const std::string& allowed) override {
-    const std::string cls = outcome_class(allowed);
-    if (st.op == "context" || st.op == "pasid") {
-      Req* r = req(number_arg(st.args, "sid", 0));
-      if (r && (st.op == "pasid" || number_arg(st.args, "did", 0) != 0)) {
-        const bool present =
-            number_arg(st.args, "present", 1) != 0 && number_arg(st.args, "p", 1) != 0;
-        r->config = present ? 't' : 'x';
-      }
-      if (r) r->pending = true;
-      return st.op;
-    }
-    if (st.op == "unmap" || st.op == "desc") {
-      dirty_ = true;
-      return st.op;
-    }
-    if (st.op == "invq" || st.op == "inv" || st.op == "wait") {
-      if (cls == "ok") complete(st);
-      if (cls != "ok" && cls != "any") stopped_ = true;
-      return st.op + ":" + cls;
-    }
-    if (st.op == "resume") {
-      if (cls == "ok") stopped_ = false;
-      return st.op + ":" + cls;
-    }
-    if (st.op == "dma" || st.op == "faults") return st.op + ":" + cls;
-    return st.op;
+  bool queues(const std::string& op) const override {
+    return op == "cmdq" || op == "cmd" || op == "sync";
   }
-
-private:
-  struct Req {
-    char config = '-';
-    bool pending = false;
-  };
-  Req* req(uint64_t sid) {
-    switch (sid) {
-    case 0x10:
-      return &reqs_[0];
-    case 0x18:
-      return &reqs_[1];
-    case 0x20:
-      return &reqs_[2];
-    default:
-      return nullptr;
-    }
+  std::string fence() const override { return "sync"; }
+  size_t slot(uint64_t sid) const override { return sid >= 1 && sid <= 3 ? sid - 1 : 3; }
+  void done(const std::vector<scenario::Arg>& c) override {
+    const std::string op = name_arg(c, "op");
+    if (op == "cfgi_all") all_configured();
+    if (op == "cfgi_ste" || op == "cfgi_cd") configured(number_arg(c, "sid", 0));
+    if (op == "tlbi_nh_all" || op == "tlbi_nsnh_all" || op == "tlbi_s12_vmall")
+      everything_invalidated();
   }
+};
 
-  void complete(const scenario::Step& st) {
-    const auto descs = commands(st);
-    bool waited = false;
-    for (const auto* d : descs)
-      waited = waited || name_arg(*d, "op") == "wait";
-    if (!waited) return;
-    for (const auto* d : descs) {
-      const std::string op = name_arg(*d, "op"), g = name_arg(*d, "g");
-      if ((op == "cc" && g != "device") || op == "pasid_cache")
-        for (auto& r : reqs_)
-          r.pending = false;
-      if (op == "cc" && g == "device")
-        if (Req* r = req(number_arg(*d, "sid", 0))) r->pending = false;
-      if (op == "iotlb" && g == "global") dirty_ = false;
-    }
+// VT-d: units are source-ids 0x10, 0x18, 0x20; a context entry (legacy, with a DID) or
+// RID_PASID entry (scalable) translates when present; context-cache and PASID-cache
+// invalidations cover configuration writes (VT-d 6.5.2.1, 6.5.2.2), a global IOTLB
+// invalidation everything cached from tables.
+class VtdAbstraction final : public UnitAbstraction {
+  bool configures(const std::string& op) const override { return op == "context" || op == "pasid"; }
+  std::optional<bool> translates(const scenario::Step& st) const override {
+    if (st.op != "pasid" && number_arg(st.args, "did", 0) == 0) return std::nullopt;
+    return number_arg(st.args, "present", 1) != 0 && number_arg(st.args, "p", 1) != 0;
   }
-
-  std::array<Req, 3> reqs_{};
-  bool dirty_ = false, stopped_ = false;
+  bool queues(const std::string& op) const override {
+    return op == "invq" || op == "inv" || op == "wait";
+  }
+  std::string fence() const override { return "wait"; }
+  size_t slot(uint64_t sid) const override {
+    return sid == 0x10 ? 0 : sid == 0x18 ? 1 : sid == 0x20 ? 2 : 3;
+  }
+  void done(const std::vector<scenario::Arg>& d) override {
+    const std::string op = name_arg(d, "op"), g = name_arg(d, "g");
+    if ((op == "cc" && g != "device") || op == "pasid_cache") all_configured();
+    if (op == "cc" && g == "device") configured(number_arg(d, "sid", 0));
+    if (op == "iotlb" && g == "global") everything_invalidated();
+  }
 };
 
 // iommufd: live objects per kind, counted 0, 1 or 2+ (IOAS `A`, paging HWPT `H`, nested
