@@ -106,7 +106,6 @@ public:
   }
 
 private:
-  static bool is_low(uint64_t iova) { return iova < 0x200000; }
   static uint64_t asid_of(const std::string& table) {
     return table == "T1" ? 1 : table == "T2" ? 2 : 3;
   }
@@ -226,19 +225,16 @@ private:
     write_ste(sc, sid, s);
   }
 
-  std::map<uint64_t, uint64_t>& leaves_of(const std::string& t) { return mapped_[t]; }
-
   // A leaf where none is: page or block, fresh or aliasing a page another IOVA maps.
   void map(scenario::Scenario& sc, Picker& p) {
     const std::string t = p.one_of(tables());
     const Leaf l = p.one_of(leaves());
     // Below a level-2 entry rewritten raw, the compiler's tables are no longer where it put
     // them: the low pages of that table are left alone.
-    if (is_low(l.iova) && frozen_.count(t)) return dma(sc, p);
-    if (leaves_of(t).count(l.iova)) return remap(sc, p, t, l);
+    if (!tables_.usable(t, l.iova)) return dma(sc, p);
+    if (tables_.has(t, l.iova)) return remap(sc, p, t, l);
     append(sc, map_step(t, l, p));
-    leaves_of(t)[l.iova] = l.size;
-    ever_mapped_[t].insert(l.iova);
+    tables_.mapped(t, l.iova, l.size);
   }
 
   scenario::Step map_step(const std::string& t, const Leaf& l, Picker& p) {
@@ -272,11 +268,10 @@ private:
     const uint32_t sid = p.one_of(live);
     const Stream& s = streams_[sid];
     const Leaf l = p.one_of(leaves());
-    if (is_low(l.iova) && frozen_.count(s.table)) return dma(sc, p);
-    if (!leaves_of(s.table).count(l.iova)) {
+    if (!tables_.usable(s.table, l.iova)) return dma(sc, p);
+    if (!tables_.has(s.table, l.iova)) {
       append(sc, map_step(s.table, l, p));
-      leaves_of(s.table)[l.iova] = l.size;
-      ever_mapped_[s.table].insert(l.iova);
+      tables_.mapped(s.table, l.iova, l.size);
     }
     const std::vector<Arg> access = {num("sid", sid), num("iova", l.iova)};
     append(sc, make_step("dma", access));
@@ -306,10 +301,10 @@ private:
 
   void unmap(scenario::Scenario& sc, Picker& p) {
     const std::string t = p.one_of(tables());
-    auto& m = leaves_of(t);
+    auto& m = tables_.leaves(t);
     if (m.empty()) return map(sc, p);
     auto it = std::next(m.begin(), long(p.pick(m.size())));
-    if (is_low(it->first) && frozen_.count(t)) return dma(sc, p);
+    if (!tables_.usable(t, it->first)) return dma(sc, p);
     append(sc, make_step("unmap", {ref("", t), num("iova", it->first), num("size", it->second)}));
     m.erase(it);
   }
@@ -320,9 +315,7 @@ private:
   // low pages and the level-2 table above it are known to exist once such a page was mapped.
   void raw_descriptor(scenario::Scenario& sc, Picker& p) {
     const std::string t = p.one_of(std::vector<std::string>{"T1", "T2"});
-    const auto& ever = ever_mapped_[t];
-    const bool low = ever.count(0x10000) || ever.count(0x11000) || ever.count(0x12000);
-    if (!low || frozen_.count(t)) return dma(sc, p);
+    if (!tables_.raw_ok(t)) return dma(sc, p);
     const uint64_t level = p.one_of(std::vector<uint64_t>{2, 3});
     const uint64_t iova = p.one_of(std::vector<uint64_t>{0x10000, 0x11000, 0x12000});
     std::vector<uint64_t> values = {0};
@@ -337,11 +330,9 @@ private:
     append(sc, make_step("desc", {ref("", t), num("iova", iova), num("level", level),
                                   num("value", value)}));
     if (level == 2)
-      frozen_.insert(t);
-    else if (value == 0)
-      leaves_of(t).erase(iova);
+      tables_.raw_table_entry(t);
     else
-      leaves_of(t)[iova] = 0x1000; // occupied: a later map of it unmaps first
+      tables_.raw_leaf(t, iova, value);
   }
 
   std::vector<Arg> command(Picker& p) {
@@ -427,9 +418,7 @@ private:
   TraceOptions opt_;
   bool single_ = false, stage2_ = false, nested_ = false, range_ = false;
   std::map<uint32_t, Stream> streams_;
-  std::map<std::string, std::map<uint64_t, uint64_t>> mapped_; // table -> iova -> size
-  std::map<std::string, std::set<uint64_t>> ever_mapped_;      // tables below exist
-  std::set<std::string> frozen_; // tables whose low level-2 entry was written raw
+  Tables tables_;
 };
 
 } // namespace

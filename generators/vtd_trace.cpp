@@ -84,7 +84,6 @@ public:
 
 private:
   bool has(const char* f) const { return opt_.features.count(f) != 0; }
-  static bool is_low(uint64_t iova) { return iova < 0x200000; }
   std::vector<Leaf> leaves() const {
     if (opt_.small) return kLeavesSmall;
     if (superpage_) return kLeaves;
@@ -164,8 +163,6 @@ private:
                         ref(mode_ == Mode::first_stage ? "fs" : "ss", r.table), num("p", 0)}));
   }
 
-  std::map<uint64_t, uint64_t>& leaves_of(const std::string& t) { return mapped_[t]; }
-
   scenario::Step map_step(const std::string& t, const Leaf& l, Picker& p) {
     const uint64_t pa = l.size == 0x1000 ? p.one_of(kPages) : p.one_of(kBlocks);
     std::vector<Arg> args = {ref("", t), num("iova", l.iova), num("pa", pa), num("size", l.size)};
@@ -177,22 +174,21 @@ private:
   void map(scenario::Scenario& sc, Picker& p) {
     const std::string t = p.one_of(std::vector<std::string>{"T1", "T2"});
     const Leaf l = p.one_of(leaves());
-    if (is_low(l.iova) && frozen_.count(t)) return dma(sc, p);
-    if (leaves_of(t).count(l.iova)) {
+    if (!tables_.usable(t, l.iova)) return dma(sc, p);
+    if (tables_.has(t, l.iova)) {
       append(sc, make_step("unmap", {ref("", t), num("iova", l.iova), num("size", l.size)}));
       if (p.coin()) invalidate(sc, p);
     }
     append(sc, map_step(t, l, p));
-    leaves_of(t)[l.iova] = l.size;
-    ever_mapped_[t].insert(l.iova);
+    tables_.mapped(t, l.iova, l.size);
   }
 
   void unmap(scenario::Scenario& sc, Picker& p) {
     const std::string t = p.one_of(std::vector<std::string>{"T1", "T2"});
-    auto& m = leaves_of(t);
+    auto& m = tables_.leaves(t);
     if (m.empty()) return map(sc, p);
     auto it = std::next(m.begin(), long(p.pick(m.size())));
-    if (is_low(it->first) && frozen_.count(t)) return dma(sc, p);
+    if (!tables_.usable(t, it->first)) return dma(sc, p);
     append(sc, make_step("unmap", {ref("", t), num("iova", it->first), num("size", it->second)}));
     m.erase(it);
   }
@@ -203,9 +199,7 @@ private:
   // made), or not present.
   void raw_entry(scenario::Scenario& sc, Picker& p) {
     const std::string t = p.one_of(std::vector<std::string>{"T1", "T2"});
-    const auto& ever = ever_mapped_[t];
-    const bool low = ever.count(0x10000) || ever.count(0x11000) || ever.count(0x12000);
-    if (!low || frozen_.count(t)) return dma(sc, p);
+    if (!tables_.raw_ok(t)) return dma(sc, p);
     const uint64_t level = p.one_of(std::vector<uint64_t>{1, 2});
     const uint64_t iova = p.one_of(std::vector<uint64_t>{0x10000, 0x11000, 0x12000});
     // Second stage: R|W (bits 0, 1); first stage: P|R/W|U/S (bits 0, 1, 2) and A (bit 5).
@@ -221,11 +215,9 @@ private:
     append(sc, make_step("desc", {ref("", t), num("iova", iova), num("level", level),
                                   num("value", value)}));
     if (level == 2)
-      frozen_.insert(t);
-    else if (value == 0)
-      leaves_of(t).erase(iova);
+      tables_.raw_table_entry(t);
     else
-      leaves_of(t)[iova] = 0x1000;
+      tables_.raw_leaf(t, iova, value);
   }
 
   std::vector<Arg> descriptor(Picker& p) {
@@ -282,11 +274,10 @@ private:
     const uint64_t sid = p.one_of(live);
     const Requester& r = reqs_[sid];
     const Leaf l = p.one_of(leaves());
-    if (is_low(l.iova) && frozen_.count(r.table)) return dma(sc, p);
-    if (!leaves_of(r.table).count(l.iova)) {
+    if (!tables_.usable(r.table, l.iova)) return dma(sc, p);
+    if (!tables_.has(r.table, l.iova)) {
       append(sc, map_step(r.table, l, p));
-      leaves_of(r.table)[l.iova] = l.size;
-      ever_mapped_[r.table].insert(l.iova);
+      tables_.mapped(r.table, l.iova, l.size);
     }
     const std::vector<Arg> access = {num("sid", sid), num("iova", l.iova)};
     append(sc, make_step("dma", access));
@@ -328,9 +319,7 @@ private:
   Mode mode_ = Mode::legacy;
   bool superpage_ = false;
   std::map<uint64_t, Requester> reqs_;
-  std::map<std::string, std::map<uint64_t, uint64_t>> mapped_;
-  std::map<std::string, std::set<uint64_t>> ever_mapped_;
-  std::set<std::string> frozen_;
+  Tables tables_;
 };
 
 } // namespace

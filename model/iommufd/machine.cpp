@@ -171,7 +171,8 @@ std::vector<ObjId> Machine::teardown_order() const {
 // A new fd is the lowest number not open in the process (fs/file.c alloc_fd() searches from
 // files->next_fd, the lowest free; POSIX open(): "the lowest numbered file descriptor not
 // currently open"), so a closed fd's number comes back: a name bound to the closed fd then
-// reaches the new file. Numbers start above stdin/out/err (next_fd_).
+// reaches the new file. Numbers start above stdin/out/err (next_fd_). Clause
+// IOMMUFD.FD.lowest.
 uint32_t Machine::new_fd(ObjId obj) {
   uint32_t fd = next_fd_;
   while (fds_.count(fd))
